@@ -1,0 +1,104 @@
+"""The frozen teacher f_T: a pretrained network that embeds views and never trains."""
+
+from __future__ import annotations
+
+from typing import Callable, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
+
+
+def normalize_precision(precision: Union[str, int, None], device_type: str = "cpu") -> str:
+    """Map ``32 | bf16 | 16 | auto`` (strings or ints) to a key of ``PRECISIONS``.
+
+    ``auto`` (or None) means bf16 on CUDA and 32 elsewhere: CPU bf16 convolutions are slower than
+    float32 on most CPUs.
+    """
+    key = "auto" if precision is None else str(precision).lower()
+    key = {"32-true": "32", "fp32": "32", "float32": "32", "bf16-mixed": "bf16",
+           "bfloat16": "bf16", "16-mixed": "16", "fp16": "16", "float16": "16"}.get(key, key)
+    if key == "auto":
+        return "bf16" if device_type == "cuda" else "32"
+    if key not in PRECISIONS:
+        raise ValueError(
+            f"teacher_precision must be one of 32, bf16, 16 or auto, got {precision!r}."
+        )
+    return key
+
+
+class FrozenTeacher(nn.Module):
+    """Wraps a network ``model`` (images -> (B, d) embeddings) so that it is frozen three ways.
+
+    1. ``requires_grad=False`` on every parameter, so no optimizer or DDP bucket takes them;
+    2. eval mode that survives ``.train()`` (Lightning calls it every epoch): BatchNorm keeps
+       its running statistics and dropout stays off;
+    3. forward under ``torch.inference_mode``, so no graph is built.
+
+    The output is the L2-normalised embedding z_T in float32, a normal tensor (cloned out of
+    inference mode) that the student's loss can use.
+
+    Args:
+        model: maps (B, 3, H, W) images to (B, d) embeddings (backbone plus head).
+        embed_dim: d, the size of the embedding.
+        precision: ``32``, ``bf16``, ``16`` or ``auto`` (bf16 on CUDA, else 32): autocast
+            dtype of the teacher's forward. Outside autocast when ``32``, even if the training
+            loop runs under autocast.
+        preprocess: optional map applied to the images first, e.g. to undo the pipeline's
+            ImageNet normalisation for a teacher trained on unnormalised inputs.
+        channels_last: convert the network (and inputs) to channels_last, faster on GPUs.
+        name: where the teacher came from, for messages.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        embed_dim: int,
+        precision: Union[str, int, None] = "auto",
+        preprocess: Optional[Callable[[Tensor], Tensor]] = None,
+        channels_last: bool = False,
+        name: str = "teacher",
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.embed_dim = int(embed_dim)
+        self.precision = precision
+        self.preprocess = preprocess
+        self.channels_last = channels_last
+        self.name = name
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenTeacher:
+        """Stays in eval mode whatever ``mode`` says."""
+        return super().train(False)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, embed_dim={self.embed_dim}, precision={self.precision!r}"
+
+    def forward(self, images: Tensor) -> Tensor:
+        """(B, 3, H, W) images -> (B, d) L2-normalised float32 embeddings z_T, no graph."""
+        device_type = images.device.type
+        key = normalize_precision(self.precision, device_type)
+        dtype = PRECISIONS[key]
+        with torch.inference_mode():
+            if self.preprocess is not None:
+                images = self.preprocess(images)
+            if self.channels_last and images.ndim == 4:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device_type, dtype=dtype or torch.float32,
+                                enabled=dtype is not None):
+                z = self.model(images)
+            if z.ndim != 2 or z.shape[1] != self.embed_dim:
+                raise RuntimeError(
+                    f"teacher {self.name!r} returned shape {tuple(z.shape)}, expected "
+                    f"(B, {self.embed_dim}); check its format and head."
+                )
+            z = F.normalize(z.float(), dim=1)
+        # an inference tensor cannot be saved for the student's backward; a clone can
+        return z.clone()
