@@ -1,5 +1,5 @@
 """Objectives, pure torch."""
 
-from seed_solo.losses.seed import seed_logits, seed_loss
+from seed_solo.losses.seed import seed_logits, seed_loss, seed_loss_reference
 
-__all__ = ["seed_logits", "seed_loss"]
+__all__ = ["seed_logits", "seed_loss", "seed_loss_reference"]

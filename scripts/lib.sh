@@ -1,0 +1,52 @@
+# Shared by the launch scripts: checks the environment variables and calls the entry points.
+# Every extra argument of a script is forwarded as a hydra override (solo-learn's key names).
+
+SEED_SOLO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python}"
+
+require() { # NAME HELP
+    if [ -z "${!1:-}" ]; then
+        echo "error: $1 is not set. $2" >&2
+        exit 2
+    fi
+}
+
+data_paths() { # DATASET -> hydra overrides for the data folders
+    require DATA_DIR "Set DATA_DIR to the data set folder (with train/ and val/ inside; for CIFAR, the torchvision download folder)."
+    if [ ! -d "$DATA_DIR" ]; then
+        echo "error: DATA_DIR=$DATA_DIR is not a folder." >&2
+        exit 2
+    fi
+    case "$1" in
+        cifar) echo "data.train_path=$DATA_DIR data.val_path=$DATA_DIR" ;;
+        *) echo "data.train_path=$DATA_DIR/train data.val_path=$DATA_DIR/val" ;;
+    esac
+}
+
+seed_solo_distill() { # DATASET CONFIG [overrides...]
+    local dataset="$1" config="$2"; shift 2
+    require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+    local paths; paths="$(data_paths "$dataset")" || exit 2
+    # shellcheck disable=SC2086
+    exec "$PYTHON" -m seed_solo.distill --config-path "$SEED_SOLO_ROOT/configs/distill/$dataset" \
+        --config-name "$config" $paths "method_kwargs.teacher=$TEACHER" "$@"
+}
+
+seed_solo_linear() { # DATASET CONFIG [overrides...]
+    local dataset="$1" config="$2"; shift 2
+    require CKPT "Set CKPT to the student's checkpoint (trained_models/seed/<run>/<name>.ckpt)."
+    local paths; paths="$(data_paths "$dataset")" || exit 2
+    # shellcheck disable=SC2086
+    exec "$PYTHON" -m seed_solo.linear --config-path "$SEED_SOLO_ROOT/configs/linear/$dataset" \
+        --config-name "$config" $paths "pretrained_feature_extractor=$CKPT" "$@"
+}
+
+seed_solo_knn() { # DATASET_FLAG [options...]
+    local dataset="$1"; shift
+    require RUN_DIR "Set RUN_DIR to the student's run folder (trained_models/seed/<run>, holding args.json and the .ckpt)."
+    require DATA_DIR "Set DATA_DIR to the data set folder (with train/ and val/ inside)."
+    local train="$DATA_DIR/train" val="$DATA_DIR/val"
+    if [ "$dataset" = cifar10 ] || [ "$dataset" = cifar100 ]; then train="$DATA_DIR"; val="$DATA_DIR"; fi
+    exec "$PYTHON" -m seed_solo.knn --pretrained_checkpoint_dir "$RUN_DIR" --dataset "$dataset" \
+        --train_data_path "$train" --val_data_path "$val" "$@"
+}

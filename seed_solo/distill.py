@@ -1,0 +1,147 @@
+"""Pre-training / distillation entry point on solo-learn's harness.
+
+    python -m seed_solo.distill --config-path configs/distill/imagenet --config-name seed_mbv3 \
+        data.train_path=/data/imagenet/train method_kwargs.teacher=mocov2-r50-800ep
+
+Takes solo-learn's pretrain config schema and runs ``method=seed`` or any solo-learn method,
+on GPUs (DDP, DALI) or on a CPU (``accelerator=cpu devices=1``).
+"""
+
+from __future__ import annotations
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
+from seed_solo.harness import (
+    build_trainer,
+    checkpoint_and_resume,
+    classification_loaders,
+    devices_for_parse,
+)
+
+# solo-learn's main_pretrain insists on 2 large crops except for these methods
+ANY_CROPS = ("seed", "wmse", "mae")
+
+
+def _val_loader(cfg: DictConfig):
+    if cfg.data.val_path is None or (cfg.data.dataset == "custom" and cfg.data.no_labels):
+        return None
+    aug = cfg.augmentations[0]
+    _, val_loader = classification_loaders(
+        cfg.data.dataset,
+        cfg.data.train_path,
+        cfg.data.val_path,
+        data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
+        batch_size=cfg.optimizer.batch_size,
+        num_workers=cfg.data.num_workers,
+        crop_size=aug.crop_size,
+        mean=aug.get("mean", None) or (0.485, 0.456, 0.406),
+        std=aug.get("std", None) or (0.229, 0.224, 0.225),
+    )
+    return val_loader
+
+
+def _pretrain_transform(cfg: DictConfig, dali: bool):
+    from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
+
+    if dali:
+        from solo.data.dali_dataloader import build_transform_pipeline_dali
+
+        def build(aug):
+            return build_transform_pipeline_dali(cfg.data.dataset, aug, dali_device=cfg.dali.device)
+    else:
+        from solo.data.pretrain_dataloader import build_transform_pipeline
+
+        def build(aug):
+            return build_transform_pipeline(cfg.data.dataset, aug)
+
+    pipelines = [NCropAugmentation(build(a), a.num_crops) for a in cfg.augmentations]
+    return FullTransformPipeline(pipelines)
+
+
+def run(cfg: DictConfig) -> None:
+    """Parse ``cfg`` as solo-learn's main_pretrain does, build the method, fit."""
+    from lightning.pytorch import seed_everything
+    from solo.args.pretrain import parse_cfg
+    from solo.methods import METHODS
+    from solo.utils.misc import make_contiguous
+
+    OmegaConf.set_struct(cfg, False)
+    devices = devices_for_parse(cfg)
+    cfg = parse_cfg(cfg)
+    seed_everything(cfg.seed)
+
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method {cfg.method!r}; choose from {sorted(METHODS)}.")
+    if cfg.data.num_large_crops != 2 and cfg.method not in ANY_CROPS:
+        raise ValueError(
+            f"{cfg.method} needs 2 large crops, the augmentations give "
+            f"{cfg.data.num_large_crops}; set num_crops: 2 in the first augmentation."
+        )
+    dali = cfg.data.format == "dali"
+    if dali and (cfg.get("accelerator") == "cpu" or not torch.cuda.is_available()):
+        raise ValueError(
+            "data.format=dali needs a GPU (solo-learn's DALI loader pins a CUDA device); use "
+            "data.format=image_folder on a CPU."
+        )
+
+    model = METHODS[cfg.method](cfg)
+    make_contiguous(model)
+    if not cfg.performance.disable_channel_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    val_loader = _val_loader(cfg)
+    transform = _pretrain_transform(cfg, dali)
+    if cfg.debug_augmentations:
+        print("Transforms:", transform)
+
+    datamodule = train_loader = None
+    if dali:
+        from solo.data.dali_dataloader import PretrainDALIDataModule
+
+        datamodule = PretrainDALIDataModule(
+            dataset=cfg.data.dataset,
+            train_data_path=cfg.data.train_path,
+            transforms=transform,
+            num_large_crops=cfg.data.num_large_crops,
+            num_small_crops=cfg.data.num_small_crops,
+            num_workers=cfg.data.num_workers,
+            batch_size=cfg.optimizer.batch_size,
+            no_labels=cfg.data.no_labels,
+            data_fraction=cfg.data.fraction,
+            dali_device=cfg.dali.device,
+            encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels,
+        )
+        datamodule.val_dataloader = lambda: val_loader
+    else:
+        from solo.data.pretrain_dataloader import prepare_dataloader, prepare_datasets
+
+        train_set = prepare_datasets(
+            cfg.data.dataset,
+            transform,
+            train_data_path=cfg.data.train_path,
+            data_format=cfg.data.format,
+            no_labels=cfg.data.no_labels,
+            data_fraction=cfg.data.fraction,
+        )
+        train_loader = prepare_dataloader(
+            train_set, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
+        )
+
+    callbacks, ckpt_path = checkpoint_and_resume(cfg, cfg.method)
+    trainer = build_trainer(cfg, callbacks, devices)
+    if dali:
+        trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+    else:
+        trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+
+
+@hydra.main(version_base="1.2", config_path=None)
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Offline kNN evaluation on solo-learn's kNN options, on a CPU or a GPU.
+
+    python -m seed_solo.knn --pretrained_checkpoint_dir trained_models/seed/RUN \
+        --dataset custom --train_data_path data/train --val_data_path data/val \
+        --k 20 --temperature 0.07 --feature_type backbone projector --distance_function cosine
+
+Differences from solo-learn's main_knn.py: no hard-coded ``.cuda()``; the newest checkpoint of
+the folder is used (not an arbitrary one); a SEED student is rebuilt without its teacher; keys
+are checked; ``--output_json`` writes the results; custom data is evaluated at the training
+crop size recorded in ``args.json`` (``--crop_size`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+from tqdm import tqdm
+
+import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
+from seed_solo.harness import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_backbone,
+    classification_loaders,
+    load_checkpoint,
+    load_prefixed,
+    write_json,
+)
+
+
+class Student(nn.Module):
+    """Backbone plus optional projector: returns ``feats`` and ``z`` like solo's methods."""
+
+    def __init__(self, backbone: nn.Module, projector: nn.Module | None):
+        super().__init__()
+        self.backbone = backbone
+        self.projector = projector
+
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        feats = self.backbone(x)
+        z = F.normalize(self.projector(feats), dim=-1) if self.projector is not None else feats
+        return {"feats": feats, "z": z}
+
+
+def newest_checkpoint(run_dir: Path) -> Path:
+    ckpts = sorted(run_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    if not ckpts:
+        raise FileNotFoundError(
+            f"no .ckpt in {run_dir}; pass --pretrained_checkpoint_dir "
+            "<checkpoint.dir>/<method>/<run>."
+        )
+    return ckpts[-1]
+
+
+def load_student(run_dir: Path) -> Tuple[nn.Module, DictConfig, Path]:
+    """Rebuild the pre-trained model of ``run_dir`` (args.json + newest .ckpt), no teacher."""
+    args_path = run_dir / "args.json"
+    if not args_path.is_file():
+        raise FileNotFoundError(
+            f"{args_path} is missing; solo-learn's Checkpointer writes it next to the .ckpt."
+        )
+    cfg = OmegaConf.create(json.loads(args_path.read_text()))
+    ckpt = newest_checkpoint(run_dir)
+    state = load_checkpoint(ckpt)["state_dict"]
+    if cfg.method == "seed":
+        from seed_solo.methods.seed import projection_head
+
+        backbone, features = build_backbone(
+            cfg.backbone.name, cfg.backbone.get("kwargs", {}), cfg.method, cfg.data.dataset
+        )
+        load_prefixed(backbone, state, "backbone.", "backbone")
+        kw = cfg.method_kwargs
+        projector = projection_head(features, kw.proj_hidden_dim, kw.proj_output_dim)
+        load_prefixed(projector, state, "projector.", "projector")
+        model: nn.Module = Student(backbone, projector)
+    else:
+        from solo.methods import METHODS
+
+        model = METHODS[cfg.method](cfg)
+        result = model.load_state_dict(state, strict=False)
+        if result.missing_keys or result.unexpected_keys:
+            raise ValueError(
+                f"{ckpt} does not fit a {cfg.method} model built from args.json: missing "
+                f"{result.missing_keys}, unexpected {result.unexpected_keys}."
+            )
+    return model, cfg, ckpt
+
+
+@torch.no_grad()
+def extract_features(loader, model: nn.Module, device: torch.device):
+    """(backbone features, projected features, labels) of every image in ``loader``."""
+    model.eval()
+    feats, zs, labels = [], [], []
+    for images, targets in tqdm(loader, desc="features", leave=False):
+        out = model(images.to(device, non_blocking=True))
+        feats.append(out["feats"].float().cpu())
+        zs.append(out["z"].float().cpu())
+        labels.append(targets)
+    return torch.cat(feats), torch.cat(zs), torch.cat(labels)
+
+
+def run_knn(train_x, train_y, test_x, test_y, k: int, T: float | None, distance_fx: str):
+    from solo.utils.knn import WeightedKNNClassifier
+
+    knn = WeightedKNNClassifier(k=k, T=T if T is not None else 0.07, distance_fx=distance_fx)
+    knn(train_features=train_x, train_targets=train_y, test_features=test_x, test_targets=test_y)
+    return knn.compute()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pretrained_checkpoint_dir", type=Path, required=True)
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--num_workers", type=int, default=4)
+    p.add_argument("--k", type=int, nargs="+", default=[20])
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.07])
+    p.add_argument("--distance_function", type=str, nargs="+", default=["cosine"],
+                   choices=["cosine", "euclidean"])
+    p.add_argument("--feature_type", type=str, nargs="+", default=["backbone"],
+                   choices=["backbone", "projector"])
+    p.add_argument("--dataset", required=True,
+                   choices=["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom"])
+    p.add_argument("--train_data_path", type=Path, required=True)
+    p.add_argument("--val_data_path", type=Path, required=True)
+    p.add_argument("--data_format", default="image_folder", choices=["image_folder", "h5"])
+    p.add_argument("--crop_size", type=int, default=None,
+                   help="evaluation size for custom data (default: the run's training crop)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--output_json", type=Path, default=None)
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> List[dict]:
+    args = parse_args(argv)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    model, cfg, ckpt = load_student(args.pretrained_checkpoint_dir)
+    model.to(device)
+
+    aug = cfg.augmentations[0] if "augmentations" in cfg else {}
+    crop = args.crop_size or (aug.get("crop_size") if args.dataset == "custom" else None)
+    train_loader, val_loader = classification_loaders(
+        args.dataset,
+        args.train_data_path,
+        args.val_data_path,
+        data_format=args.data_format,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        crop_size=crop,
+        mean=aug.get("mean", None) or IMAGENET_MEAN,
+        std=aug.get("std", None) or IMAGENET_STD,
+        shuffle_train=False,
+    )
+    # the kNN bank is built from un-augmented training images
+    train_loader.dataset.transform = val_loader.dataset.transform
+
+    train_bb, train_proj, train_y = extract_features(train_loader, model, device)
+    test_bb, test_proj, test_y = extract_features(val_loader, model, device)
+    features = {"backbone": (train_bb, test_bb), "projector": (train_proj, test_proj)}
+
+    results = []
+    for feat_type in args.feature_type:
+        for k in args.k:
+            for distance_fx in args.distance_function:
+                temps = args.temperature if distance_fx == "cosine" else [None]
+                for T in temps:
+                    train_x, test_x = features[feat_type]
+                    acc1, acc5 = run_knn(train_x, train_y, test_x, test_y, k, T, distance_fx)
+                    row = {"feature_type": feat_type, "k": k, "distance": distance_fx, "T": T,
+                           "acc1": float(acc1), "acc5": float(acc5)}
+                    results.append(row)
+                    print(f"{feat_type} k={k} {distance_fx} T={T}: "
+                          f"acc@1={row['acc1']:.2f} acc@5={row['acc5']:.2f}")
+    write_json(args.output_json and str(args.output_json),
+               {"checkpoint": str(ckpt), "method": cfg.method, "results": results})
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
