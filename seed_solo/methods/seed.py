@@ -15,7 +15,6 @@ from torch.nn.modules.module import _IncompatibleKeys
 
 from seed_solo.losses import seed_loss
 from seed_solo.queue import EmbeddingQueue
-from seed_solo.teachers import load_teacher
 
 TEACHER_PREFIX = "teacher."
 
@@ -50,6 +49,8 @@ class SEED(BaseMethod):
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
+        from seed_solo.teachers import load_teacher
+
         super().__init__(cfg)
         kwargs = cfg.method_kwargs
         self.tau_teacher: float = kwargs.tau_teacher
