@@ -1,0 +1,109 @@
+"""``load_teacher``: a zoo name, url, path or model name -> a :class:`FrozenTeacher`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Tuple, Union
+
+from torch import nn
+
+from seed_solo.teachers.checkpoint import read_checkpoint, unwrap_state_dict
+from seed_solo.teachers.frozen import FrozenTeacher
+from seed_solo.teachers.hub import hub_teacher
+
+HUB_PREFIXES = ("torchvision:", "timm:")
+#: options ``load_teacher`` understands besides its named arguments
+OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm")
+
+
+def is_solo_checkpoint(path: Path) -> bool:
+    """A folder of ``.ckpt`` files or a ``.ckpt`` file with solo-learn's ``args.json`` beside it."""
+    if path.is_dir():
+        return any(path.glob("*.ckpt"))
+    return path.suffix == ".ckpt" and (path.parent / "args.json").is_file()
+
+
+def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
+    """(local path, format, defaults from the zoo entry) for a path, url or zoo name."""
+    from seed_solo.teachers import zoo
+
+    if source.startswith(("http://", "https://")):
+        path = zoo.download_url(source, checksum=options.get("checksum"),
+                                cache_dir=options.get("cache_dir"))
+        return path, fmt, {}
+    path = Path(source).expanduser()
+    if path.exists():
+        return path, fmt, {}
+    registry = zoo.registry(options.get("zoo_file"))
+    if source in registry:
+        entry = registry[source]
+        path = zoo.fetch(entry, cache_dir=options.get("cache_dir"))
+        return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm}
+    looks_like_path = "/" in source or "\\" in source or Path(source).suffix != ""
+    close = registry.closest(source)
+    hint = f" Closest zoo names: {', '.join(close)}." if close else ""
+    what = "a path that does not exist" if looks_like_path else "no file and no zoo name"
+    raise FileNotFoundError(
+        f"teacher {source!r} is {what}; "
+        "pass an existing checkpoint file, a zoo name (see `seed-solo zoo list`), an http(s) url, "
+        f"or torchvision:NAME / timm:NAME.{hint}"
+    )
+
+
+def build_teacher(source: str, format: str = "auto",
+                  **options: Any) -> Tuple[nn.Module, int, nn.Module | None, str]:
+    """The unwrapped teacher of :func:`load_teacher`: (model, d, preprocess, description)."""
+    from seed_solo.teachers.formats import FORMATS, build_from_checkpoint
+    from seed_solo.teachers.solo_ckpt import load_solo
+
+    unknown = set(options) - set(OPTIONS)
+    if unknown:
+        raise TypeError(f"load_teacher got unknown options {sorted(unknown)}; known: {OPTIONS}.")
+    if source.startswith(HUB_PREFIXES):
+        model, dim, pre = hub_teacher(source)
+        return model, dim, pre, f"{source} (random init)"
+    fmt = format or "auto"
+    if fmt != "auto" and fmt != "solo" and not fmt.startswith(HUB_PREFIXES) and fmt not in FORMATS:
+        raise ValueError(
+            f"unknown teacher format {fmt!r}; expected auto, solo, torchvision:NAME, timm:NAME "
+            f"or one of {', '.join(sorted(FORMATS))}."
+        )
+    path, fmt, defaults = _resolve(str(source), fmt, options)
+    if fmt == "solo" or (fmt == "auto" and is_solo_checkpoint(path)):
+        model, dim, desc = load_solo(path, head=options.get("head", "projector"))
+        return model, dim, None, desc
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder without solo-learn *.ckpt files; pass a "
+                         "checkpoint file.")
+    if fmt.startswith(HUB_PREFIXES):
+        sd = unwrap_state_dict(read_checkpoint(path))
+        model, dim, pre = hub_teacher(fmt, sd)
+        return model, dim, pre, f"{fmt} from {path.name}"
+    raw = read_checkpoint(path)
+    input_norm = options.get("input_norm") or defaults.get("input_norm")
+    return build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm)
+
+
+def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any = "auto",
+                 channels_last: bool = False, **options: Any) -> FrozenTeacher:
+    """Get a frozen teacher f_T from a zoo name, url, local path or ``torchvision:``/``timm:`` name.
+
+    Args:
+        source: a zoo name (``mocov2-r50-800ep``), an http(s) url, a local checkpoint (a solo-learn
+            ``.ckpt`` with ``args.json`` beside it, or its folder), or ``torchvision:NAME`` /
+            ``timm:NAME`` (random weights; embedding = pooled features).
+        format: ``auto`` (detected from the keys / args.json) or one of ``moco``, ``mocov3``,
+            ``swav``, ``simclr``, ``backbone``, ``solo``, ``torchvision:NAME``, ``timm:NAME``.
+        precision: the teacher's autocast precision (``32``, ``bf16``, ``16``, ``auto``).
+        channels_last: run the teacher in channels_last memory format.
+        **options: ``head`` (solo: ``projector`` or ``none``), ``zoo_file`` (a user registry),
+            ``cache_dir``, ``checksum`` (``md5:...``/``sha256:...`` prefix for a url),
+            ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on).
+
+    Returns:
+        A :class:`FrozenTeacher` whose ``model`` maps ImageNet-normalised (B, 3, H, W) images
+        (what solo-learn's pipelines give) to (B, d) embeddings.
+    """
+    model, dim, pre, desc = build_teacher(str(source), format, **options)
+    return FrozenTeacher(model, dim, precision=precision, preprocess=pre,
+                         channels_last=channels_last, name=f"{source} [{desc}]")
