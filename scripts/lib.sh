@@ -1,5 +1,6 @@
 # Shared by the launch scripts: checks the environment variables and calls the entry points.
 # Every extra argument of a script is forwarded as a hydra override (solo-learn's key names).
+# Values are single-quoted for hydra, since solo-learn checkpoint names contain '=' (ep=9).
 
 SEED_SOLO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PYTHON="${PYTHON:-python}"
@@ -11,34 +12,32 @@ require() { # NAME HELP
     fi
 }
 
-data_paths() { # DATASET -> hydra overrides for the data folders
+data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the data folders
     require DATA_DIR "Set DATA_DIR to the data set folder (with train/ and val/ inside; for CIFAR, the torchvision download folder)."
     if [ ! -d "$DATA_DIR" ]; then
         echo "error: DATA_DIR=$DATA_DIR is not a folder." >&2
         exit 2
     fi
     case "$1" in
-        cifar) echo "data.train_path=$DATA_DIR data.val_path=$DATA_DIR" ;;
-        *) echo "data.train_path=$DATA_DIR/train data.val_path=$DATA_DIR/val" ;;
+        cifar) DATA_OVERRIDES=("data.train_path='$DATA_DIR'" "data.val_path='$DATA_DIR'") ;;
+        *) DATA_OVERRIDES=("data.train_path='$DATA_DIR/train'" "data.val_path='$DATA_DIR/val'") ;;
     esac
 }
 
 seed_solo_distill() { # DATASET CONFIG [overrides...]
     local dataset="$1" config="$2"; shift 2
     require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
-    local paths; paths="$(data_paths "$dataset")" || exit 2
-    # shellcheck disable=SC2086
+    data_paths "$dataset"
     exec "$PYTHON" -m seed_solo.distill --config-path "$SEED_SOLO_ROOT/configs/distill/$dataset" \
-        --config-name "$config" $paths "method_kwargs.teacher=$TEACHER" "$@"
+        --config-name "$config" "${DATA_OVERRIDES[@]}" "method_kwargs.teacher='$TEACHER'" "$@"
 }
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]
     local dataset="$1" config="$2"; shift 2
     require CKPT "Set CKPT to the student's checkpoint (trained_models/seed/<run>/<name>.ckpt)."
-    local paths; paths="$(data_paths "$dataset")" || exit 2
-    # shellcheck disable=SC2086
+    data_paths "$dataset"
     exec "$PYTHON" -m seed_solo.linear --config-path "$SEED_SOLO_ROOT/configs/linear/$dataset" \
-        --config-name "$config" $paths "pretrained_feature_extractor=$CKPT" "$@"
+        --config-name "$config" "${DATA_OVERRIDES[@]}" "pretrained_feature_extractor='$CKPT'" "$@"
 }
 
 seed_solo_knn() { # DATASET_FLAG [options...]

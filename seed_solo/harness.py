@@ -226,7 +226,7 @@ def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
     from lightning.pytorch import Trainer
     from lightning.pytorch.strategies.ddp import DDPStrategy
 
-    logger = None
+    logger: Any = False  # None would make Lightning create a CSVLogger in the working dir
     if cfg.wandb.enabled:
         from lightning.pytorch.loggers.wandb import WandbLogger
 

@@ -85,6 +85,15 @@ class SEED(BaseMethod):
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
         cfg = super(SEED, SEED).add_and_assert_specific_cfg(cfg)
+        if cfg.backbone.name not in BaseMethod._BACKBONES:
+            import difflib
+
+            close = difflib.get_close_matches(str(cfg.backbone.name), BaseMethod._BACKBONES, n=3)
+            raise KeyError(
+                f"unknown student backbone {cfg.backbone.name!r}"
+                + (f" (did you mean {', '.join(close)}?)" if close else "")
+                + f"; known: {', '.join(sorted(BaseMethod._BACKBONES))}."
+            )
         kw = "method_kwargs."
         teacher = omegaconf_select(cfg, kw + "teacher", None)
         if teacher in (None, ""):
