@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Union
 
 import torch
 from torch import Tensor, nn
@@ -120,15 +120,20 @@ def _short(keys: Iterable[str], n: int = 8) -> str:
 
 
 def load_exact(module: nn.Module, sd: Mapping[str, Tensor], what: str = "teacher",
-               fmt: str | None = None) -> None:
+               fmt: str | None = None, source_key: Callable[[str], str] | None = None) -> None:
     """Load ``sd`` into ``module`` requiring exactly its keys and shapes.
+
+    Args:
+        source_key: maps a key of ``module`` back to the checkpoint's own name for it, so that
+            messages name keys as the user's file spells them.
 
     Raises:
         ValueError: naming the missing and unexpected keys, or the first shape mismatches.
     """
     expected = module.state_dict()
-    missing = set(expected) - set(sd)
-    unexpected = set(sd) - set(expected)
+    name = source_key or (lambda k: k)
+    missing = {name(k) for k in set(expected) - set(sd)}
+    unexpected = {name(k) for k in set(sd) - set(expected)}
     hint = (f" Check the format (got {fmt!r}; pass teacher_format explicitly if auto-detection "
             "chose wrongly) or the architecture." if fmt else "")
     if missing or unexpected:
@@ -137,7 +142,7 @@ def load_exact(module: nn.Module, sd: Mapping[str, Tensor], what: str = "teacher
             f"[{_short(missing)}], unexpected {len(unexpected)} [{_short(unexpected)}].{hint}"
         )
     bad = [
-        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+        f"{name(k)}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
         for k, v in expected.items()
         if tuple(sd[k].shape) != tuple(v.shape)
     ]

@@ -22,7 +22,7 @@ backbone   flat torchvision keys (drop ``fc.*``): DINO,          none: pooled F 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Set, Tuple
 
 from torch import nn
@@ -47,6 +47,7 @@ class Format:
         input_norm: ``imagenet`` (mean/std normalised inputs) or ``none`` ([0, 1] pixels).
         detect: True when a key set (``module.`` stripped) is of this layout.
         description: one line for ``seed-solo zoo`` and errors.
+        normalize: the original forward L2-normalises the embedding (SwAV).
     """
 
     name: str
@@ -56,7 +57,7 @@ class Format:
     input_norm: str
     detect: Callable[[Set[str]], bool] | None
     description: str
-    extra: Dict[str, Any] = field(default_factory=dict)
+    normalize: bool = False
 
     def convert(self, sd: Mapping[str, Any]) -> StateDict:
         """Pure conversion to ``Embedder`` keys: ``backbone.*``, ``head.*``; dropped keys gone;
@@ -75,6 +76,15 @@ class Format:
             else:
                 out["backbone." + rest] = value
         return out
+
+
+    def source_key(self, key: str) -> str:
+        """The checkpoint's name (``module.`` prefix left out) of a converted key."""
+        if key.startswith("head.") and self.head is not None:
+            return self.encoder + self.head + key[len("head."):]
+        if key.startswith("backbone."):
+            return self.encoder + key[len("backbone."):]
+        return key
 
 
 def strip_module(sd: Mapping[str, Any]) -> Dict[str, Any]:
@@ -101,7 +111,8 @@ FORMATS: Dict[str, Format] = {
                _has("encoder_q."), "MoCo v1/v2: encoder_q with fc (v1) or fc.0/fc.2 (v2) head"),
         Format("swav", "", "projection_head.", ("prototypes.",), "imagenet",
                lambda k: _is_resnet(k) and (_has("projection_head.")(k) or _has("prototypes.")(k)),
-               "SwAV ResNet-50 / RN50w2/w4/w5 with projection_head, prototypes dropped"),
+               "SwAV ResNet-50 / RN50w2/w4/w5 with projection_head, prototypes dropped",
+               normalize=True),
         Format("simclr", "", None, ("fc.",), "none", None,
                "SimCLR v1 converted to PyTorch: backbone only, inputs in [0, 1] (no mean/std)"),
         Format("backbone", "", None, ("fc.",), "imagenet", _is_resnet,
@@ -156,8 +167,8 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
     backbone = ResNet(spec)
     head_sd = {k[len("head."):]: v for k, v in converted.items() if k.startswith("head.")}
     head = mlp_from_state_dict(head_sd, "relu", f"{name} head") if head_sd else None
-    model = Embedder(backbone, head)
-    load_exact(model, converted, name, fmt)
+    model = Embedder(backbone, head, normalize=layout.normalize)
+    load_exact(model, converted, name, fmt, layout.source_key)
     dim = output_dim(model.head, spec.num_features)
     norm = input_norm or layout.input_norm
     if norm not in INPUT_NORMS:

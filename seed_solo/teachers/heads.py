@@ -4,22 +4,27 @@ from __future__ import annotations
 
 from typing import Callable, Dict, List, Mapping
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
 class Embedder(nn.Module):
     """(B, 3, H, W) images -> backbone -> (B, F) pooled features -> head -> (B, d) embeddings.
 
-    ``head`` may be ``nn.Identity()`` (backbone-only teachers: d = F).
+    ``head`` may be ``nn.Identity()`` (backbone-only teachers: d = F). ``normalize`` L2-normalises
+    the output, as SwAV's own forward does.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module | None = None) -> None:
+    def __init__(self, backbone: nn.Module, head: nn.Module | None = None,
+                 normalize: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head if head is not None else nn.Identity()
+        self.normalize = normalize
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x))
+        z = self.head(self.backbone(x))
+        return F.normalize(z, dim=1) if self.normalize else z
 
 
 ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {"relu": nn.ReLU, "gelu": nn.GELU}
