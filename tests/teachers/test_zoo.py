@@ -1,0 +1,201 @@
+"""The zoo registry and its downloads, over real HTTP from a server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import threading
+from pathlib import Path
+
+import layouts  # noqa: E402
+import pytest
+import torch
+
+from seed_solo.teachers import load_teacher, zoo
+from seed_solo.teachers.formats import FORMATS
+from seed_solo.teachers.resnet import ARCHS
+
+
+class Server:
+    """Serves ``files`` (name -> bytes); ``truncate`` names files whose body is cut in half
+    while Content-Length announces the full size. Counts requests per path."""
+
+    def __init__(self):
+        self.files, self.truncate, self.hits = {}, set(), {}
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                name = self.path.split("?")[0].lstrip("/")
+                outer.hits[name] = outer.hits.get(name, 0) + 1
+                if name not in outer.files:
+                    self.send_error(404)
+                    return
+                body = outer.files[name]
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2] if name in outer.truncate else body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.timeout = 5
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = Server()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEED_SOLO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SEED_SOLO_OFFLINE", raising=False)
+    monkeypatch.delenv("SEED_SOLO_ZOO", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def moco_bytes(tmp_path_factory):
+    torch.manual_seed(0)
+    enc = layouts.moco_encoder(mlp=True)
+    path = tmp_path_factory.mktemp("moco") / "moco.pth.tar"
+    torch.save(layouts.moco_checkpoint(enc), path)
+    return enc, path.read_bytes()
+
+
+def write_zoo(path: Path, url: str, checksum: str | None = None, name: str = "my-moco") -> Path:
+    lines = [f"{name}:", "  method: MoCo v2", "  arch: resnet50", "  format: moco",
+             "  embed_dim: 16", f"  url: {url}", "  top1: 1.5", "  licence: MIT"]
+    if checksum:
+        lines.append(f"  checksum: {checksum}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_packaged_registry_has_the_paper_teachers():
+    reg = zoo.registry()
+    for name in ["mocov1-r50-200ep", "mocov2-r50-200ep", "mocov2-r50-800ep", "mocov3-r50-1000ep",
+                 "swav-r50-100ep", "swav-r50-200ep", "swav-r50-400ep", "swav-r50-800ep",
+                 "swav-r50w2-400ep", "swav-r50w4-400ep", "swav-r50w5-400ep", "dino-r50",
+                 "barlowtwins-r50", "vicreg-r50", "seed-mocov2-r101-200ep",
+                 "seed-mocov2-r152-200ep", "seed-mocov2-r152-800ep"]:
+        e = reg[name]
+        assert e.url.startswith("https://") and e.format in FORMATS and e.arch in ARCHS
+        assert e.input_norm in ("imagenet", "none") and e.licence
+    assert reg["mocov2-r50-800ep"].checksum == "md5:a04e12f8"
+    assert reg["mocov1-r50-200ep"].checksum == "md5:b251726a"
+    assert reg["mocov2-r50-200ep"].checksum == "md5:59fd9945"
+    assert reg["swav-r50w5-400ep"].top1 == 78.5 and reg["mocov3-r50-1000ep"].embed_dim == 256
+    assert reg["dino-r50"].embed_dim == 2048 and reg["dino-r50"].format == "backbone"
+    assert reg["swav-r50w2-400ep"].mirrors[0].startswith("https://seed.blob.core.windows.net/")
+
+
+def test_unknown_name_suggests_closest():
+    with pytest.raises(KeyError, match="Closest: mocov2-r50-800ep"):
+        zoo.registry().get_entry("mocov2-r50-80ep")
+    with pytest.raises(FileNotFoundError, match="Closest zoo names: swav-r50w2-400ep"):
+        load_teacher("swav-r50w2-40ep")
+
+
+def test_download_caches_and_verifies(server, env, moco_bytes):
+    enc, data = moco_bytes
+    server.files["moco.pth.tar"] = data
+    md5 = hashlib.md5(data).hexdigest()
+    zoo_file = write_zoo(env / "zoo.yaml", f"{server.url}/moco.pth.tar", f"md5:{md5[:8]}")
+    x = torch.randn(2, 3, 32, 32)
+    teacher = load_teacher("my-moco", zoo_file=str(zoo_file))
+    with torch.no_grad():
+        torch.testing.assert_close(teacher.model(x), enc(x), rtol=1e-4, atol=1e-5)
+    cached = env / "cache" / "my-moco.pth.tar"
+    assert cached.read_bytes() == data
+    assert not list(cached.parent.glob(".*.part"))
+    load_teacher("my-moco", zoo_file=str(zoo_file))  # from the cache: no second request
+    assert server.hits["moco.pth.tar"] == 1
+
+
+def test_checksum_mismatch_deletes_and_says_so(server, env):
+    server.files["f.pth"] = b"not the right bytes"
+    entry = zoo.ZooEntry("x", f"{server.url}/f.pth", "m", "resnet50", "moco", 16,
+                         checksum="sha256:deadbeef")
+    with pytest.raises(zoo.ChecksumError, match="checksum mismatch.*deleted"):
+        zoo.fetch(entry)
+    assert not (env / "cache" / "x.pth").exists()
+    assert not list((env / "cache").glob(".*.part"))
+
+
+def test_corrupted_cache_is_deleted_and_downloaded_again(server, env):
+    server.files["f.pth"] = b"payload"
+    md5 = hashlib.md5(b"payload").hexdigest()
+    entry = zoo.ZooEntry("x", f"{server.url}/f.pth", "m", "resnet50", "moco", 16,
+                         checksum=f"md5:{md5[:8]}")
+    (env / "cache").mkdir()
+    (env / "cache" / "x.pth").write_bytes(b"payloaX")
+    assert zoo.fetch(entry).read_bytes() == b"payload"
+    assert server.hits["f.pth"] == 1
+
+
+def test_truncated_transfer_is_never_used(server, env):
+    server.files["big.pth"] = bytes(range(256)) * 64
+    server.truncate.add("big.pth")
+    entry = zoo.ZooEntry("big", f"{server.url}/big.pth", "m", "resnet50", "moco", 16)
+    with pytest.raises(RuntimeError, match="could not download big.pth.*(truncated|broke)"):
+        zoo.fetch(entry)
+    assert not (env / "cache" / "big.pth").exists()
+    assert not list((env / "cache").glob(".*.part"))
+
+
+def test_mirror_used_when_first_url_fails(server, env):
+    server.files["m.pth"] = b"abc"
+    entry = zoo.ZooEntry("m", f"{server.url}/gone.pth", "m", "resnet50", "moco", 16,
+                         mirrors=(f"{server.url}/m.pth",))
+    assert zoo.fetch(entry).read_bytes() == b"abc"
+    assert server.hits == {"gone.pth": 1, "m.pth": 1}
+
+
+def test_offline_never_touches_network(server, env, monkeypatch):
+    server.files["f.pth"] = b"abc"
+    monkeypatch.setenv("SEED_SOLO_OFFLINE", "1")
+    entry = zoo.ZooEntry("off", f"{server.url}/f.pth", "m", "resnet50", "moco", 16)
+    dest = env / "cache" / "off.pth"
+    with pytest.raises(RuntimeError, match=f"fetch {server.url}/f.pth and put it at {dest}"):
+        zoo.fetch(entry)
+    assert server.hits == {}
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"abc")  # placed by hand: used as is
+    assert zoo.fetch(entry) == dest and server.hits == {}
+
+
+def test_user_registry_from_env_var_overrides_and_adds(server, env, monkeypatch):
+    zoo_file = write_zoo(env / "mine.yaml", f"{server.url}/a.pth", name="mocov2-r50-800ep")
+    monkeypatch.setenv("SEED_SOLO_ZOO", str(zoo_file))
+    reg = zoo.registry()
+    assert reg["mocov2-r50-800ep"].url == f"{server.url}/a.pth" and "dino-r50" in reg
+    monkeypatch.setenv("SEED_SOLO_ZOO", str(env / "missing.yaml"))
+    with pytest.raises(FileNotFoundError, match="SEED_SOLO_ZOO"):
+        zoo.registry()
+
+
+def test_user_registry_bad_entry_is_explained(env):
+    (env / "bad.json").write_text('{"t": {"url": "http://x/y.pth", "colour": "red"}}')
+    with pytest.raises(ValueError, match=r"unknown fields \['colour'\].*lacks"):
+        zoo.registry(env / "bad.json")
+
+
+def test_plain_url_source(server, env, moco_bytes):
+    enc, data = moco_bytes
+    server.files["moco.pth.tar"] = data
+    teacher = load_teacher(f"{server.url}/moco.pth.tar?sig=abc")
+    assert teacher.embed_dim == 16
+    assert len(list((env / "cache" / "urls").glob("*-moco.pth.tar"))) == 1
