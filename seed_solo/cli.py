@@ -1,0 +1,117 @@
+"""``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import List, Sequence
+
+from seed_solo.teachers import zoo
+
+
+def _table(rows: List[List[str]], header: List[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+             for r in [header, ["-" * w for w in widths], *rows]]
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    return "-" if value is None or value == "" else str(value)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    reg = zoo.registry(args.zoo_file)
+    rows = []
+    for e in reg.values():
+        cached = zoo.cached_path(e, args.cache_dir).is_file()
+        rows.append([e.name, e.arch, e.method, _fmt(e.epochs), str(e.embed_dim), _fmt(e.top1),
+                     e.format, "yes" if cached else "no"])
+    print(_table(rows, ["name", "arch", "method", "epochs", "dim", "top1", "format", "cached"]))
+    print(f"\ncache: {zoo.cache_dir(args.cache_dir)}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    e = zoo.registry(args.zoo_file).get_entry(args.name)
+    path = zoo.cached_path(e, args.cache_dir)
+    for key in ("name", "method", "arch", "epochs", "format", "embed_dim", "input_norm", "top1",
+                "licence", "checksum", "url", "mirrors", "source", "note"):
+        value = getattr(e, key)
+        if key == "mirrors":
+            value = ", ".join(value) if value else None
+        print(f"{key + ':':12s}{_fmt(value)}")
+    print(f"{'cached:':12s}{path if path.is_file() else 'no (would be ' + str(path) + ')'}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    reg = zoo.registry(args.zoo_file)
+    entries = [reg.get_entry(n) for n in args.names]  # every name checked before any download
+    for e in entries:
+        print(f"{e.name}: {zoo.fetch(e, args.cache_dir)}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    reg = zoo.registry(args.zoo_file)
+    entries = [reg.get_entry(n) for n in args.names] if args.names else list(reg.values())
+    bad = checked = 0
+    for e in entries:
+        path = zoo.cached_path(e, args.cache_dir)
+        if not path.is_file():
+            if args.names:
+                print(f"{e.name}: not cached ({path})")
+                bad += 1
+            continue
+        checked += 1
+        if e.checksum is None:
+            print(f"{e.name}: no published checksum; sha256 {zoo.file_digest(path, 'sha256')}")
+            continue
+        mismatch = zoo.verify(path, e.checksum)
+        if mismatch is None:
+            print(f"{e.name}: OK ({e.checksum})")
+        else:
+            bad += 1
+            print(f"{e.name}: MISMATCH: expected {e.checksum}, got {mismatch}; delete {path} "
+                  f"and run `seed-solo zoo download {e.name}`")
+    if checked == 0 and not args.names:
+        print(f"nothing cached in {zoo.cache_dir(args.cache_dir)}")
+    return 1 if bad else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seed-solo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    zp = sub.add_parser("zoo", help="named teachers: list, info, download, verify")
+    zp.add_argument("--zoo-file", default=None,
+                    help=f"a YAML/JSON file of your own entries (default: ${zoo.ENV_ZOO})")
+    zp.add_argument("--cache-dir", default=None,
+                    help=f"where checkpoints are cached (default: ${zoo.ENV_CACHE} or "
+                    "~/.cache/seed_solo)")
+    zsub = zp.add_subparsers(dest="zoo_command", required=True)
+    zsub.add_parser("list", help="a table of the known teachers").set_defaults(func=cmd_list)
+    p = zsub.add_parser("info", help="every field of one teacher")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_info)
+    p = zsub.add_parser("download", help="download (and verify) teachers into the cache")
+    p.add_argument("names", nargs="+", metavar="NAME")
+    p.set_defaults(func=cmd_download)
+    p = zsub.add_parser("verify", help="re-hash cached teachers against their checksums")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (KeyError, FileNotFoundError, ValueError, RuntimeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"seed-solo: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
