@@ -1,0 +1,125 @@
+"""The SEED method inside solo-learn: registration, settings checks, frozen teacher in a fit."""
+
+import pytest
+import torch
+
+from conftest import REPO, needs_solo
+
+pytestmark = needs_solo
+
+TINY = [
+    "data.dataset=custom", "data.format=image_folder", "data.num_workers=0",
+    "optimizer.batch_size=8", "augmentations.0.crop_size=32", "method_kwargs.queue_size=64",
+    "+performance.disable_channel_last=True",
+]
+
+
+def make_cfg(data, *overrides, teacher="torchvision:resnet18"):
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+    from solo.args.pretrain import parse_cfg
+
+    from seed_solo.harness import devices_for_parse
+
+    with initialize_config_dir(str(REPO / "configs/distill/imagenet"), version_base="1.2"):
+        cfg = compose("seed_r18", overrides=[
+            *TINY, f"data.train_path={data}/train", f"data.val_path={data}/val",
+            f"method_kwargs.teacher={teacher}", "devices=1", *overrides])
+    OmegaConf.set_struct(cfg, False)
+    devices_for_parse(cfg)
+    return parse_cfg(cfg)
+
+
+def test_registration_is_idempotent_and_students_build_through_solo():
+    import seed_solo
+    from seed_solo.methods import register
+    from seed_solo.methods.seed import SEED
+    from solo.methods import METHODS
+    from solo.methods.base import BaseMethod
+
+    register()
+    register()
+    assert seed_solo.SOLO_AVAILABLE and METHODS["seed"] is SEED
+    net = BaseMethod._BACKBONES["mobilenetv3_large"]("seed")
+    assert net.num_features == 1280
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1280)
+    assert BaseMethod._BACKBONES["resnet34"]("seed").inplanes == 512
+
+
+def test_defaults_follow_the_paper(tiny_data):
+    from seed_solo.methods.seed import SEED
+
+    model = SEED(make_cfg(tiny_data))
+    kw = model.cfg.method_kwargs
+    assert (kw.tau_teacher, kw.tau_student, kw.teacher_format) == (0.01, 0.2, "auto")
+    # head: Linear(512, 512) - ReLU - Linear(512, 512): hidden = features, d = the teacher's
+    assert [m.weight.shape for m in model.projector if hasattr(m, "weight")] == [
+        (512, 512), (512, 512)]
+    assert model.teacher.embed_dim == 512 and model.queue.dim == 512
+
+
+def test_teacher_is_outside_optimizer_and_checkpoint(tiny_data):
+    from seed_solo.methods.seed import SEED
+
+    model = SEED(make_cfg(tiny_data))
+    teacher_ids = {id(p) for p in model.teacher.parameters()}
+    learnable = {id(p) for g in model.learnable_params for p in g["params"]}
+    assert teacher_ids and not teacher_ids & learnable
+    state = model.state_dict()
+    assert not [k for k in state if k.startswith("teacher.")]
+    fresh = SEED(make_cfg(tiny_data))
+    fresh.load_state_dict(state)  # strict on the student, teacher absent by design
+    del state["projector.0.weight"]
+    with pytest.raises(RuntimeError, match=r"missing keys \['projector.0.weight'\]"):
+        fresh.load_state_dict(state)
+
+
+@pytest.mark.parametrize("override, error, match", [
+    ("backbone.name=mobilenetv3_lrge", KeyError, "did you mean mobilenetv3_large"),
+    ("method_kwargs.proj_output_dim=128", ValueError, "embeds into 512 dimensions"),
+    ("method_kwargs.queue_size=4", ValueError, "smaller than the 8 teacher embeddings"),
+    ("method_kwargs.tau_teacher=0", ValueError, "tau_teacher must be positive"),
+])
+def test_bad_settings_are_clear_errors(tiny_data, override, error, match):
+    from seed_solo.methods.seed import SEED
+
+    with pytest.raises(error, match=match):
+        SEED(make_cfg(tiny_data, override))
+
+
+def test_missing_teacher_path_names_it(tiny_data, tmp_path):
+    from seed_solo.methods.seed import SEED
+
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        SEED(make_cfg(tiny_data, teacher=str(tmp_path / "nope.ckpt")))
+
+
+def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
+    from lightning.pytorch import Trainer
+    from solo.data.pretrain_dataloader import (
+        FullTransformPipeline, NCropAugmentation, build_transform_pipeline, prepare_dataloader,
+        prepare_datasets)
+
+    from seed_solo.methods.seed import SEED
+
+    cfg = make_cfg(tiny_data, "knn_eval.enabled=False")
+    model = SEED(cfg)
+    before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
+    student_before = model.backbone.conv1.weight.clone()
+    aug = cfg.augmentations[0]
+    transform = FullTransformPipeline(
+        [NCropAugmentation(build_transform_pipeline("custom", aug), aug.num_crops)])
+    loader = prepare_dataloader(
+        prepare_datasets("custom", transform, train_data_path=cfg.data.train_path),
+        batch_size=8, num_workers=0)
+    trainer = Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, loader)
+    after = model.teacher.state_dict()
+    assert any("running_mean" in k for k in before)
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), f"teacher {k} changed"
+    assert not model.teacher.training
+    assert not torch.equal(student_before, model.backbone.conv1.weight)  # the student did train
+    assert len(model.queue) == 3 * 8
