@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import torch
-
 from conftest import REPO, needs_solo
 
 pytestmark = [needs_solo, pytest.mark.slow]

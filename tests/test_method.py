@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from conftest import REPO, needs_solo
 
 pytestmark = needs_solo
@@ -31,11 +30,12 @@ def make_cfg(data, *overrides, teacher="torchvision:resnet18"):
 
 
 def test_registration_is_idempotent_and_students_build_through_solo():
+    from solo.methods import METHODS
+    from solo.methods.base import BaseMethod
+
     import seed_solo
     from seed_solo.methods import register
     from seed_solo.methods.seed import SEED
-    from solo.methods import METHODS
-    from solo.methods.base import BaseMethod
 
     register()
     register()
@@ -97,8 +97,12 @@ def test_missing_teacher_path_names_it(tiny_data, tmp_path):
 def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
     from lightning.pytorch import Trainer
     from solo.data.pretrain_dataloader import (
-        FullTransformPipeline, NCropAugmentation, build_transform_pipeline, prepare_dataloader,
-        prepare_datasets)
+        FullTransformPipeline,
+        NCropAugmentation,
+        build_transform_pipeline,
+        prepare_dataloader,
+        prepare_datasets,
+    )
 
     from seed_solo.methods.seed import SEED
 
