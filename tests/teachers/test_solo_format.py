@@ -44,7 +44,6 @@ def _reference(model, x):
         ("simclr", "resnet18", "imagenet100"),
         ("byol", "resnet18", "cifar100"),
         ("mocov3", "mobilenetv3_small_050", "custom"),
-        ("simsiam", "mobilenetv3_small_050", "custom"),
         ("dino", "mobilenetv3_small_050", "custom"),
         ("vibcreg", "mobilenetv3_small_050", "custom"),
     ],
