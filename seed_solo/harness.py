@@ -8,12 +8,10 @@ evaluation pipeline is fixed at 224 px), and checkpoints load with their keys ch
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -32,74 +30,36 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def load_checkpoint(path: os.PathLike | str) -> Dict[str, Any]:
     """Load a Lightning/torch checkpoint on the CPU with ``weights_only=True``.
 
-    solo-learn checkpoints may pickle ``functools.partial`` around solo's ``static_lr`` in
-    their scheduler state, which ``weights_only`` refuses; those two callables (and nothing
-    else) are allow-listed.
+    solo-learn checkpoints pickle ``functools.partial`` in their scheduler state, which
+    ``weights_only`` refuses; such objects become inert placeholders (no code runs), tensors load.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a .ckpt/.pth file.")
-    allowed: List[Any] = [functools.partial]
-    try:
-        from solo.methods.base import static_lr
+    from seed_solo.teachers.checkpoint import read_checkpoint
 
-        allowed.append(static_lr)
-    except ImportError:
-        pass
-    try:
-        with torch.serialization.safe_globals(allowed):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise ValueError(
-            f"{path} holds objects other than tensors and plain containers ({err}); only "
-            "checkpoints that load with weights_only=True are accepted."
-        ) from err
+    return read_checkpoint(path, allow_inert_objects=True)
 
 
-def build_backbone(name: str, kwargs: Dict[str, Any], method: str | None, dataset: str):
-    """Build solo-learn backbone ``name`` exactly as solo's BaseMethod does.
+def build_backbone(name: str, kwargs: Dict[str, Any], method: Optional[str], dataset: str):
+    """Build solo-learn backbone ``name`` exactly as solo's BaseMethod does: (module, features)."""
+    from seed_solo.teachers.solo_ckpt import build_solo_backbone
 
-    Returns:
-        (module, num_features): for names starting with ``resnet`` the ``fc`` is removed and,
-        on CIFAR, the stem is the 3x3 stride-1 conv without max-pool, as in solo-learn.
-    """
-    from solo.methods.base import BaseMethod
-
-    if name not in BaseMethod._BACKBONES:
-        raise KeyError(
-            f"unknown backbone {name!r}; known: {', '.join(sorted(BaseMethod._BACKBONES))}."
-        )
-    backbone = BaseMethod._BACKBONES[name](method, **dict(kwargs or {}))
-    if name.startswith("resnet"):
-        features = backbone.inplanes
-        backbone.fc = nn.Identity()
-        if dataset in ("cifar10", "cifar100"):
-            backbone.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=2, bias=False)
-            backbone.maxpool = nn.Identity()
-    else:
-        features = backbone.num_features
-    return backbone, features
+    return build_solo_backbone(name, kwargs, method or "", dataset)
 
 
 def load_prefixed(module: nn.Module, state: Dict[str, torch.Tensor], prefix: str, what: str):
-    """Load the entries of ``state`` under ``prefix`` into ``module``, strictly.
+    """Load the entries of ``state`` under ``prefix`` into ``module``, with every key checked.
 
     A wrong prefix would otherwise load nothing silently (solo-learn's main_linear loads with
     strict=False); here any missing or unexpected key is an error that names it.
     """
-    sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    from seed_solo.teachers.checkpoint import load_exact, strip_prefix
+
+    sub = strip_prefix(state, prefix)
     if not sub:
         raise ValueError(
             f"no '{prefix}*' keys in the checkpoint for the {what}; found prefixes "
             f"{sorted({k.split('.')[0] for k in state})}. Is it a solo-learn/seed-solo checkpoint?"
         )
-    result = module.load_state_dict(sub, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
-            f"the checkpoint's {what} does not fit: missing {result.missing_keys}, unexpected "
-            f"{result.unexpected_keys}; check backbone.name and its kwargs against the run's "
-            "args.json."
-        )
+    load_exact(module, sub, what=what, source_key=lambda k: prefix + k)
 
 
 def eval_transforms(crop_size: int, mean: Sequence[float], std: Sequence[float]):
