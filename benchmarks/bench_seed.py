@@ -17,9 +17,14 @@ measured in a fresh subprocess each (CPU: growth of the peak resident set, VmHWM
 imports; CUDA: ``torch.cuda.max_memory_allocated``). FLOPs of the convolutions and matrix
 products are counted with ``torch.utils.flop_counter.FlopCounterMode``.
 
-CPU (default): 64 px, batch 32, float32, a few minutes on 2 cores::
+Two clocks: wall time, and this process's CPU time (``time.process_time``). On a CPU shared with
+other jobs, run with ``--threads 1``: two OpenMP threads that lose a core to another process
+stall at every barrier (measured here: per-repetition ratios from 0.6 to 3.3), and with one
+thread the CPU-time ratio ignores the time other processes hold the core.
 
-    python benchmarks/bench_seed.py --json benchmarks/results/cpu.json
+CPU (default): 64 px, batch 32, float32, about 4 minutes on 2 cores::
+
+    python benchmarks/bench_seed.py --threads 1 --reps 7 --json benchmarks/results/cpu.json
 
 CUDA (not run by the authors: no GPU was available): 224 px, batch 256, bf16 autocast,
 channels_last, fraction of the GPU's dense bf16 peak (``--peak-tflops``, H200: 989)::
@@ -191,24 +196,34 @@ class Bench:
             torch.cuda.synchronize(self.device)
 
 
-def time_modes(bench: Bench, modes: List[str], args: argparse.Namespace) -> Dict[str, List[float]]:
-    """Seconds per step of every mode, one list entry per repetition, modes interleaved."""
+def time_modes(
+    bench: Bench, modes: List[str], args: argparse.Namespace
+) -> Dict[str, Dict[str, List[float]]]:
+    """Seconds per step of every mode, one list entry per repetition, modes interleaved.
+
+    Returns ``{"wall": {mode: [...]}, "cpu": {mode: [...]}}``: wall-clock time, and the CPU time
+    of this process. On a shared CPU the second excludes the time other processes hold the
+    cores, so its ratios are far less noisy; with more than one thread it also counts threads
+    spinning at barriers.
+    """
     for _ in range(args.warmup):
         for mode in modes:
             for _ in range(args.steps):
                 bench.step(mode)
     bench.sync()
-    times: Dict[str, List[float]] = {m: [] for m in modes}
+    wall: Dict[str, List[float]] = {m: [] for m in modes}
+    cpu: Dict[str, List[float]] = {m: [] for m in modes}
     for rep in range(args.reps):
         order = modes[rep % len(modes) :] + modes[: rep % len(modes)]
         for mode in order:
             bench.sync()
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 bench.step(mode)
             bench.sync()  # outside the step: the host waits once per measurement
-            times[mode].append((time.perf_counter() - start) / args.steps)
-    return times
+            wall[mode].append((time.perf_counter() - start) / args.steps)
+            cpu[mode].append((time.process_time() - start_cpu) / args.steps)
+    return {"wall": wall, "cpu": cpu}
 
 
 def count_flops(bench: Bench) -> Dict[str, float]:
@@ -325,8 +340,8 @@ def run_config(pair: Pair, batch: int, args: argparse.Namespace, argv: List[str]
     torch.manual_seed(0)
     modes = list(MODES) if args.reference else [m for m in MODES if m != "seed_ref"]
     bench = Bench(pair, batch, args, modes)
-    times = time_modes(bench, modes, args)
-    ratios = [f / (s + t) for f, s, t in zip(times["full"], times["student"], times["teacher"])]
+    measured = time_modes(bench, modes, args)
+    times = measured["wall"]
     result: Dict = {
         "pair": pair.name,
         "teacher": pair.teacher,
@@ -335,17 +350,20 @@ def run_config(pair: Pair, batch: int, args: argparse.Namespace, argv: List[str]
         "modes": {
             m: {**summarise(v), "img_per_s": batch / statistics.median(v)} for m, v in times.items()
         },
-        "overhead_ratio": {
+        "modes_cpu_time": {m: summarise(v) for m, v in measured["cpu"].items()},
+    }
+    for clock, key in (("wall", "overhead_ratio"), ("cpu", "overhead_ratio_cpu_time")):
+        t = measured[clock]
+        ratios = [f / (s + u) for f, s, u in zip(t["full"], t["student"], t["teacher"])]
+        # SEED's own part over the models, from its isolated measurement
+        shares = [q / (s + u) for q, s, u in zip(t["seed"], t["student"], t["teacher"])]
+        result[key] = {
             "median": statistics.median(ratios),
             "min": min(ratios),
             "max": max(ratios),
             "per_rep": ratios,
-        },
-    }
-    # SEED's own part over the models, from the isolated measurement (less noisy than a difference)
-    result["seed_share"] = statistics.median(
-        [q / (s + t) for q, s, t in zip(times["seed"], times["student"], times["teacher"])]
-    )
+            "seed_share_median": statistics.median(shares),
+        }
     if args.flops:
         flops = count_flops(bench)
         achieved = {m: flops[m] / (result["modes"][m]["median_ms"] / 1e3) for m in flops}
@@ -373,7 +391,8 @@ def print_table(results: List[Dict], args: argparse.Namespace) -> None:
     mib = 2.0**20
     head = (
         f"{'pair':<14}{'B':>5}{'student':>10}{'teacher':>10}{'full':>9}{'seed ms':>9}"
-        f"{'ref ms':>8}{'ratio (min-max)':>20}{'mem S/T/full MiB':>20}"
+        f"{'ref ms':>8}{'ratio (min-max)':>21}{'cpu-time ratio':>22}{'share':>7}"
+        f"{'mem S/T/full MiB':>18}"
     )
     print(
         f"\nimg/s ({args.device}, {args.resolution} px, K={args.queue_size}, d={args.dim}, "
@@ -381,7 +400,7 @@ def print_table(results: List[Dict], args: argparse.Namespace) -> None:
     )
     print(head)
     for r in results:
-        m, o = r["modes"], r["overhead_ratio"]
+        m, o, c = r["modes"], r["overhead_ratio"], r["overhead_ratio_cpu_time"]
         ref = f"{m['seed_ref']['median_ms']:8.1f}" if "seed_ref" in m else f"{'-':>8}"
         mem = r.get("memory_bytes") or {}
         mem_s = (
@@ -394,9 +413,18 @@ def print_table(results: List[Dict], args: argparse.Namespace) -> None:
             f"{m['teacher']['img_per_s']:>10.1f}{m['full']['img_per_s']:>9.1f}"
             f"{m['seed']['median_ms']:>9.1f}{ref}"
             f"{o['median']:>9.3f} ({o['min']:.3f}-{o['max']:.3f})"
-            f"{mem_s:>20}"
+            f"{c['median']:>9.3f} ({c['min']:.3f}-{c['max']:.3f})"
+            f"{c['seed_share_median']:>7.3f}{mem_s:>18}"
         )
     for r in results:
+        m = r["modes"]
+        parts = {k: m[k]["median_ms"] for k in ("student", "teacher", "seed")}
+        total = sum(parts.values())
+        print(
+            f"{r['pair']} b{r['batch']}: time shares of student + teacher + SEED: "
+            + ", ".join(f"{k} {v / total:.0%}" for k, v in parts.items())
+            + f"; largest: {max(parts, key=parts.get)}"
+        )
         if "fraction_of_peak" in r:
             f = r["fraction_of_peak"]
             print(
@@ -426,6 +454,18 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--tau-teacher", type=float, default=0.01)
     p.add_argument("--tau-student", type=float, default=0.2)
     p.add_argument("--teacher-precision", default="auto", help="32 | bf16 | 16 | auto")
+    p.add_argument(
+        "--student-precision",
+        default="auto",
+        choices=("auto", "32", "bf16"),
+        help="student autocast: auto = bf16 on cuda, 32 on cpu",
+    )
+    p.add_argument(
+        "--student-channels-last",
+        default=None,
+        action=argparse.BooleanOptionalAction,
+        help="default: on for cuda, off for cpu",
+    )
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (5 cpu, 10 cuda)")
     p.add_argument("--steps", type=int, default=None, help="steps per repetition (1 cpu, 10 cuda)")
     p.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
@@ -454,8 +494,11 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     args.resolution = args.resolution or (224 if cuda else 64)
     args.reps = args.reps or (10 if cuda else 5)
     args.steps = args.steps or (10 if cuda else 1)
-    args.student_bf16 = cuda
-    args.student_channels_last = cuda
+    args.student_bf16 = args.student_precision == "bf16" or (
+        args.student_precision == "auto" and cuda
+    )
+    if args.student_channels_last is None:
+        args.student_channels_last = cuda
     # measured on the CPU as well: ResNet-50 at 64 px runs about 20% faster in channels_last
     args.teacher_channels_last = True
     if args.peak_tflops is None and cuda:
