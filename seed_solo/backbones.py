@@ -55,6 +55,7 @@ def _torchvision_resnet(arch: str, **kwargs: Any) -> nn.Module:
     # `inplanes` as the feature size and replaces `fc` (and, on CIFAR, the stem) itself.
     model = getattr(torchvision.models, arch)(weights=None, **kwargs)
     model.num_features = model.inplanes
+    model.fc = nn.Identity()  # pooled features, like every other student
     return model
 
 

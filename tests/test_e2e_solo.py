@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO, needs_solo
+from helpers_e2e import REPO, needs_solo
 
 pytestmark = [needs_solo, pytest.mark.slow]
 

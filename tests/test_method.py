@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import REPO, needs_solo
+from helpers_e2e import REPO, needs_solo
 
 pytestmark = needs_solo
 

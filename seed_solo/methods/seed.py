@@ -153,7 +153,7 @@ class SEED(BaseMethod):
         z_t = self.teacher(torch.cat(crops[:large]))
         loss = seed_loss(z_s, z_t, self.queue.get(), self.tau_teacher, self.tau_student)
         self._pending = [(self.queue, z_t)]
-        self.log("train_seed_loss", loss, on_epoch=True, sync_dist=True)
+        self.log("train_seed_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
 
         if self.small_queue is not None:
             z_s_small = torch.cat(out["z"][large:])
@@ -162,7 +162,9 @@ class SEED(BaseMethod):
                 z_s_small, z_t_small, self.small_queue.get(), self.tau_teacher, self.tau_student
             )
             self._pending.append((self.small_queue, z_t_small))
-            self.log("train_seed_small_loss", small, on_epoch=True, sync_dist=True)
+            self.log(
+                "train_seed_small_loss", small, on_step=False, on_epoch=True, sync_dist=True
+            )
             loss = loss + small
 
         return loss + out["loss"]
