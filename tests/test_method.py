@@ -127,3 +127,22 @@ def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
     assert not model.teacher.training
     assert not torch.equal(student_before, model.backbone.conv1.weight)  # the student did train
     assert len(model.queue) == 3 * 8
+
+
+@pytest.mark.parametrize("imports", [
+    "import seed_solo",
+    "import seed_solo.methods.seed",
+    "import solo.methods; import seed_solo",
+    "from solo.methods.base import BaseMethod; import seed_solo",
+    "import seed_solo.knn",
+])
+def test_registration_whatever_the_import_order(imports):
+    import subprocess
+    import sys
+
+    code = (f"{imports}\nfrom solo.methods import METHODS\nfrom solo.methods.base import "
+            "BaseMethod\nprint(METHODS['seed'].__module__, 'resnet34' in BaseMethod._BACKBONES)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["seed_solo.methods.seed", "True"]

@@ -199,3 +199,12 @@ class SEED(BaseMethod):
                 "proj_hidden_dim and queue_size."
             )
         return _IncompatibleKeys(missing, result.unexpected_keys)
+
+
+def _register() -> None:
+    from solo.methods import METHODS
+
+    METHODS.setdefault("seed", SEED)
+
+
+_register()
