@@ -1,0 +1,430 @@
+"""The demo, stage by stage: SEED vs. the same student trained self-supervised alone.
+
+    python -m seed_solo.demo.run [--quick] [--out demo_runs/full]
+
+1. ``data``: Fashion-MNIST into image folders (:mod:`seed_solo.demo.data`).
+2. ``layer``: the teacher's layer, EfficientNet-Lite0's pooled block with the best kNN top-1
+   of held-out training images against the training subset (the shallowest block within
+   ``LAYER_TOLERANCE`` points of the best: cheaper to run live, equally good). Never the test set.
+3. ``seed``: ``seed_solo.distill`` with ``configs/distill/demo/seed_tiny.yaml``.
+4. ``mocov2plus``: ``seed_solo.distill`` with ``configs/distill/demo/mocov2plus_tiny.yaml``,
+   the same student, data, epochs, optimiser and augmentations, no teacher.
+5. ``knn-*``: ``seed_solo.knn`` on both students; the teacher through the same feature
+   extraction and kNN classifier (``seed_solo.knn`` evaluates checkpoints, a teacher has none).
+6. ``linear-*``: ``seed_solo.linear`` on the three (the teacher as a backbone-only checkpoint).
+7. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch.
+
+Each finished stage leaves ``stages/<name>.json``; a rerun skips those stages, and an
+interrupted training stage resumes from its last epoch checkpoint (solo-learn's AutoResumer).
+The entry points run in this process (one import of torch and solo-learn instead of seven);
+each stage prints the equivalent command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from seed_solo.demo.data import Split, prepare
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTILL_CONFIGS = ROOT / "configs" / "distill" / "demo"
+LINEAR_CONFIGS = ROOT / "configs" / "linear" / "demo"
+TEACHER = "package:efficientnet-lite0"
+LAYER_TOLERANCE = 1.0  # kNN points
+KNN = {"k": 20, "T": 0.07, "distance": "cosine"}
+MODELS = ("teacher", "seed", "mocov2plus")
+LABELS = {
+    "teacher": "Teacher: EfficientNet-Lite0 (ImageNet), frozen",
+    "seed": "SEED student (tiny_resnet10)",
+    "mocov2plus": "MoCo v2+ student alone (tiny_resnet10)",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes of a demo run: images per class of each folder, epochs, batch."""
+
+    split: Split
+    epochs: int
+    batch_size: int
+    linear_epochs: int
+    layer_bank_per_class: int  # training images per class the held-out ones are matched to
+    warmup_epochs: int
+
+
+PLANS = {
+    # ~20 minutes on 2 dedicated CPU cores (DESIGN.md section 7 has the pilot's throughputs)
+    "full": Plan(Split(train=600, heldout=100, val=1000, val_online=200), epochs=12,
+                 batch_size=128, linear_epochs=5, layer_bank_per_class=200, warmup_epochs=1),
+    # the CI run: the whole pipeline on a few hundred images, one epoch each
+    "quick": Plan(Split(train=30, heldout=10, val=30, val_online=20), epochs=1,
+                  batch_size=64, linear_epochs=1, layer_bank_per_class=30, warmup_epochs=0),
+}
+
+
+class Stages:
+    """Stage markers under ``out/stages``: a stage with a marker is done and not rerun."""
+
+    def __init__(self, out: Path, total: int) -> None:
+        self.dir = out / "stages"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.total = total
+        self.count = 0
+
+    def run(self, name: str, what: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
+        self.count += 1
+        marker = self.dir / f"{name}.json"
+        head = f"[{self.count}/{self.total}] {what}"
+        if marker.is_file():
+            result = json.loads(marker.read_text())
+            print(f"{head}: done before ({result.get('wall_s', 0):.0f} s), skipped", flush=True)
+            return result
+        print(f"\n{head}", flush=True)
+        start = time.time()
+        result = fn()
+        result["wall_s"] = time.time() - start
+        tmp = marker.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=2))
+        os.replace(tmp, marker)
+        print(f"{head}: done in {result['wall_s']:.0f} s", flush=True)
+        return result
+
+
+def _compose(config_dir: Path, name: str, overrides: List[str]):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir), version_base="1.2"):
+        return compose(config_name=name, overrides=overrides)
+
+
+def _show(module: str, config_dir: Path, name: str, overrides: List[str]) -> None:
+    shown = " ".join(f'"{o}"' if "'" in o else o for o in overrides)
+    print(f"  python -m {module} --config-path {config_dir} --config-name {name} {shown}",
+          flush=True)
+
+
+def _image_loader(folder: Path, batch_size: int, per_class: Optional[int] = None):
+    """Un-augmented 32 px ImageNet-normalised images, as the evaluation pipelines give."""
+    from torchvision import datasets, transforms
+
+    from seed_solo.harness import IMAGENET_MEAN, IMAGENET_STD
+
+    tf = transforms.Compose([transforms.ToTensor(),
+                             transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+    data = datasets.ImageFolder(str(folder), tf)
+    if per_class is not None:  # the first per_class of each class: folders are shuffled already
+        seen: Dict[int, int] = {}
+        keep = []
+        for i, (_, y) in enumerate(data.samples):
+            if seen.get(y, 0) < per_class:
+                seen[y] = seen.get(y, 0) + 1
+                keep.append(i)
+        data = torch.utils.data.Subset(data, keep)
+    return torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=0)
+
+
+def select_layer(paths: Dict[str, Path], plan: Plan) -> Dict[str, Any]:
+    """kNN top-1 of held-out training images per teacher block; pick the block."""
+    from solo.utils.knn import WeightedKNNClassifier
+    from tqdm import tqdm
+
+    from seed_solo.teachers.packaged import efficientnet_lite0
+
+    model, _ = efficientnet_lite0()
+    model.eval()
+
+    def pooled(loader, desc):
+        feats: List[List[torch.Tensor]] = []
+        labels = []
+        with torch.inference_mode():
+            for x, y in tqdm(loader, desc=desc, leave=False):
+                out = model.pooled_per_block(x)
+                feats = [[] for _ in out] if not feats else feats
+                for bucket, f in zip(feats, out):
+                    bucket.append(f)
+                labels.append(y)
+        return [torch.cat(f) for f in feats], torch.cat(labels)
+
+    bank, bank_y = pooled(_image_loader(paths["train"], 256, plan.layer_bank_per_class),
+                          "teacher features (train)")
+    query, query_y = pooled(_image_loader(paths["heldout"], 256), "teacher features (held-out)")
+    accs = []
+    for b, q in zip(bank, query):
+        knn = WeightedKNNClassifier(k=min(KNN["k"], len(bank_y)), T=KNN["T"],
+                                    distance_fx=KNN["distance"])
+        knn(train_features=b, train_targets=bank_y, test_features=q, test_targets=query_y)
+        accs.append(float(knn.compute()[0]))
+    best = max(accs)
+    # the last entry is the 1280-d head; blocks are 0..15
+    block = next(i for i, a in enumerate(accs) if a >= best - LAYER_TOLERANCE)
+    names = [f"block {i}" for i in range(len(accs) - 1)] + ["head"]
+    for name, a in zip(names, accs):
+        mark = "  <- chosen" if name == names[block] else ""
+        print(f"  {name:>8}: held-out kNN top-1 {a:5.1f}{mark}")
+    return {"block": None if block == len(accs) - 1 else block,
+            "knn_by_layer": dict(zip(names, accs)),
+            "bank_images": len(bank_y), "heldout_images": len(query_y)}
+
+
+def distill(out: Path, paths: Dict[str, Path], plan: Plan, method: str, seed: int,
+            block: Optional[int]) -> Dict[str, Any]:
+    """One student through ``seed_solo.distill``; returns its run folder and newest .ckpt."""
+    from seed_solo.distill import run
+
+    config = "seed_tiny" if method == "seed" else "mocov2plus_tiny"
+    ckpt_dir = out / "runs" / "distill"
+    overrides = [
+        f"data.train_path={paths['train']}",
+        f"data.val_path={paths['val_online']}",
+        f"checkpoint.dir={ckpt_dir}",
+        f"max_epochs={plan.epochs}",
+        f"optimizer.batch_size={plan.batch_size}",
+        f"scheduler.warmup_epochs={plan.warmup_epochs}",
+        f"seed={seed}",
+    ]
+    if method == "seed":
+        value = "null" if block is None else block
+        overrides.append(f"method_kwargs.teacher_options.block={value}")
+    _show("seed_solo.distill", DISTILL_CONFIGS, config, overrides)
+    cfg = _compose(DISTILL_CONFIGS, config, overrides)
+    run(cfg)
+    run_dirs = _run_dirs(ckpt_dir / method)
+    ckpt = max((c for d in run_dirs for c in d.glob("*.ckpt")), key=lambda c: c.stat().st_mtime)
+    return {"run_dir": str(ckpt.parent), "ckpt": str(ckpt), "config": config,
+            "overrides": overrides, "params": _student_params()}
+
+
+def _run_dirs(method_dir: Path) -> List[Path]:
+    return sorted((p for p in method_dir.glob("*") if (p / "args.json").is_file()),
+                  key=lambda p: p.stat().st_mtime)
+
+
+def _student_params() -> int:
+    from seed_solo.backbones import create_student
+
+    return sum(p.numel() for p in create_student("tiny_resnet10").parameters())
+
+
+def online_knn(out: Path, method: str) -> List[Dict[str, float]]:
+    """Per-epoch online kNN top-1 from the runs' ``metrics.jsonl`` (resumed runs merged)."""
+    by_epoch: Dict[int, float] = {}
+    for run_dir in _run_dirs(out / "runs" / "distill" / method):
+        history = run_dir / "metrics.jsonl"
+        if not history.is_file():
+            continue
+        for line in history.read_text().splitlines():
+            row = json.loads(line)
+            if "val_knn_acc1" in row:
+                by_epoch[int(row["epoch"])] = float(row["val_knn_acc1"])
+    return [{"epoch": e + 1, "val_knn_acc1": a} for e, a in sorted(by_epoch.items())]
+
+
+def teacher_checkpoint(out: Path, block: Optional[int]) -> Dict[str, Any]:
+    """The teacher's weights as a backbone-only checkpoint for ``seed_solo.linear``."""
+    from seed_solo.backbones import create_student
+
+    model = create_student("efficientnet_lite0", block=block)
+    path = out / "teacher" / f"efficientnet-lite0-block{block}.ckpt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()}}, tmp)
+    os.replace(tmp, path)
+    return {"ckpt": str(path), "params": sum(p.numel() for p in model.parameters()),
+            "block": block}
+
+
+def knn_student(out: Path, paths: Dict[str, Path], run_dir: str, name: str) -> Dict[str, Any]:
+    from seed_solo.knn import main
+
+    result_json = out / "results" / f"knn-{name}.json"
+    argv = ["--pretrained_checkpoint_dir", run_dir, "--dataset", "custom",
+            "--train_data_path", str(paths["train"]), "--val_data_path", str(paths["val"]),
+            "--k", str(KNN["k"]), "--temperature", str(KNN["T"]),
+            "--distance_function", KNN["distance"], "--feature_type", "backbone",
+            "--batch_size", "256", "--num_workers", "2", "--output_json", str(result_json)]
+    print("  python -m seed_solo.knn " + " ".join(argv), flush=True)
+    rows = main(argv)
+    return {"acc1": rows[0]["acc1"], "acc5": rows[0]["acc5"], "json": str(result_json)}
+
+
+def knn_teacher(paths: Dict[str, Path], block: Optional[int]) -> Dict[str, Any]:
+    """The teacher's backbone features through seed_solo.knn's extraction and classifier."""
+    from seed_solo.knn import extract_features, run_knn
+    from seed_solo.teachers import load_teacher
+
+    teacher = load_teacher(TEACHER, precision="32", block=block)
+
+    class Features(torch.nn.Module):  # the teacher's pooled features, un-normalised, as "feats"
+        def forward(self, x):
+            f = teacher.model(x)
+            return {"feats": f, "z": f}
+
+    device = torch.device("cpu")
+    model = Features()
+    train_x, _, train_y = extract_features(_image_loader(paths["train"], 256), model, device)
+    result = {}
+    for split in ("val", "val_online"):
+        test_x, _, test_y = extract_features(_image_loader(paths[split], 256), model, device)
+        acc1, acc5 = run_knn(train_x, train_y, test_x, test_y, KNN["k"], KNN["T"],
+                             KNN["distance"])
+        key = "" if split == "val" else "_online"
+        result[f"acc1{key}"], result[f"acc5{key}"] = float(acc1), float(acc5)
+    print(f"  teacher kNN top-1 {result['acc1']:.2f} (val), {result['acc1_online']:.2f} "
+          "(online val subset)", flush=True)
+    return result
+
+
+def linear(out: Path, paths: Dict[str, Path], plan: Plan, name: str, ckpt: str,
+           block: Optional[int], seed: int) -> Dict[str, Any]:
+    from seed_solo.linear import run
+
+    config = "linear_teacher" if name == "teacher" else "linear_student"
+    overrides = [
+        f"data.train_path={paths['train']}",
+        f"data.val_path={paths['val']}",
+        f"checkpoint.dir={out / 'runs' / 'linear' / name}",
+        f"max_epochs={plan.linear_epochs}",
+        f"check_val_every_n_epoch={plan.linear_epochs}",
+        f"pretrained_feature_extractor='{ckpt}'",  # quoted for hydra: names hold "ep=N"
+        f"seed={seed}",
+    ]
+    if name == "teacher":
+        overrides.append(f"backbone.kwargs.block={'null' if block is None else block}")
+    else:
+        overrides.append(f"pretrain_method={name}")
+    _show("seed_solo.linear", LINEAR_CONFIGS, config, overrides)
+    metrics = run(_compose(LINEAR_CONFIGS, config, overrides))
+    return {"acc1": metrics["val_acc1"], "acc5": metrics.get("val_acc5"), "overrides": overrides}
+
+
+def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> str:
+    """Write results.md, results.csv, online_knn.png; return the Markdown table."""
+    header = ["model", "kNN top-1", "linear top-1", "params", "train wall (s)", "eval wall (s)"]
+    rows = []
+    for m in MODELS:
+        r = results[m]
+        rows.append([LABELS[m], f"{r['knn']:.2f}", f"{r['linear']:.2f}",
+                     f"{r['params'] / 1e6:.2f}M", f"{r['train_s']:.0f}", f"{r['eval_s']:.0f}"])
+    with open(out / "results.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    table = "\n".join(
+        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        + ["| " + " | ".join(r) + " |" for r in rows]
+    )
+    notes = (
+        f"\n\nFashion-MNIST, {meta['train_images']} training images (class-balanced), kNN "
+        f"(k={KNN['k']}, T={KNN['T']}, {KNN['distance']}) and linear top-1 on "
+        f"{meta['val_images']} test images; {meta['epochs']} epochs per student, linear "
+        f"{meta['linear_epochs']} epochs; seed {meta['seed']}. Teacher: {TEACHER}, pooled "
+        f"block {meta['block']} (chosen on held-out training images), params = the part "
+        "that runs. Student params: backbone only. Train wall: teacher = layer choice, "
+        f"students = distillation. Total wall {meta['total_s'] / 60:.1f} min, "
+        f"{meta['date']}.\n"
+    )
+    (out / "results.md").write_text(table + notes)
+    _plot(out, results)
+    return table + notes
+
+
+def _plot(out: Path, results: Dict[str, Dict[str, Any]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for m, style in (("seed", "o-"), ("mocov2plus", "s-")):
+        curve = results[m]["online"]
+        ax.plot([c["epoch"] for c in curve], [c["val_knn_acc1"] for c in curve], style,
+                label=LABELS[m])
+    ax.axhline(results["teacher"]["knn_online"], color="grey", linestyle="--",
+               label="Teacher (frozen; offline kNN)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("online kNN top-1 (%), test subset")
+    ax.set_title("SEED vs. self-supervised alone, Fashion-MNIST, 2 CPU cores")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "online_knn.png", dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
+    p = argparse.ArgumentParser(description="SEED demo on Fashion-MNIST, CPU only.")
+    p.add_argument("--quick", action="store_true",
+                   help="a few hundred images, one epoch each: checks the pipeline in ~1 min")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default demo_runs/full or demo_runs/quick)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    plan = PLANS[mode]
+    out = (args.out or ROOT / "demo_runs" / mode).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    start = time.time()
+    stages = Stages(out, total=11)
+
+    def data():
+        return {k: str(v) for k, v in prepare(out / "data", plan.split).items()}
+
+    paths = {k: Path(v) for k, v in stages.run("data", "Fashion-MNIST image folders", data).items()
+             if k != "wall_s"}
+    layer = stages.run("layer", "teacher layer on held-out training images",
+                       lambda: select_layer(paths, plan))
+    block = layer["block"]
+    runs = {}
+    for method, what in (("seed", "SEED student from the teacher"),
+                         ("mocov2plus", "the same student, MoCo v2+ alone")):
+        runs[method] = stages.run(method, what,
+                                  lambda m=method: distill(out, paths, plan, m, args.seed, block))
+    teacher = stages.run("teacher-ckpt", "teacher as a backbone checkpoint",
+                         lambda: teacher_checkpoint(out, block))
+    knn = {"teacher": stages.run("knn-teacher", "kNN: teacher", lambda: knn_teacher(paths, block))}
+    for m in ("seed", "mocov2plus"):
+        knn[m] = stages.run(f"knn-{m}", f"kNN: {m} student",
+                            lambda m=m: knn_student(out, paths, runs[m]["run_dir"], m))
+    lin = {}
+    for m in MODELS:
+        ckpt = teacher["ckpt"] if m == "teacher" else runs[m]["ckpt"]
+        lin[m] = stages.run(f"linear-{m}", f"linear: {m}",
+                            lambda m=m, c=ckpt: linear(out, paths, plan, m, c, block, args.seed))
+
+    results = {
+        "teacher": {"knn": knn["teacher"]["acc1"], "knn_online": knn["teacher"]["acc1_online"],
+                    "linear": lin["teacher"]["acc1"], "params": teacher["params"],
+                    "train_s": layer["wall_s"],
+                    "eval_s": knn["teacher"]["wall_s"] + lin["teacher"]["wall_s"]},
+    }
+    for m in ("seed", "mocov2plus"):
+        results[m] = {"knn": knn[m]["acc1"], "linear": lin[m]["acc1"],
+                      "params": runs[m]["params"], "train_s": runs[m]["wall_s"],
+                      "eval_s": knn[m]["wall_s"] + lin[m]["wall_s"],
+                      "online": online_knn(out, m)}
+    stage_s = sum(json.loads(f.read_text())["wall_s"] for f in (out / "stages").glob("*.json"))
+    meta = {"mode": mode, "plan": asdict(plan), "seed": args.seed, "block": block,
+            "train_images": plan.split.train * 10, "val_images": plan.split.val * 10,
+            "epochs": plan.epochs, "linear_epochs": plan.linear_epochs,
+            "total_s": stage_s, "this_call_s": time.time() - start,
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    table = report(out, results, meta)
+    (out / "summary.json").write_text(json.dumps({"results": results, "meta": meta}, indent=2))
+    print("\n" + table)
+    print(f"Wrote {out / 'results.md'}, {out / 'results.csv'} and {out / 'online_knn.png'}")
+    return {"results": results, "meta": meta, "out": str(out)}
+
+
+if __name__ == "__main__":
+    main()
