@@ -4,6 +4,10 @@
         --dataset custom --train_data_path data/train --val_data_path data/val \
         --k 20 --temperature 0.07 --feature_type backbone projector --distance_function cosine
 
+A teacher is evaluated the same way with ``--teacher SOURCE`` (zoo name, path, URL,
+``torchvision:NAME``, ``package:NAME``; ``--teacher_option key=value`` for its loader) instead of
+``--pretrained_checkpoint_dir``: "backbone" features are its embedding before normalisation.
+
 Differences from solo-learn's main_knn.py: no hard-coded ``.cuda()``; the newest checkpoint of
 the folder is used (not an arbitrary one); a SEED student is rebuilt without its teacher; keys
 are checked; ``--output_json`` writes the results; custom data is evaluated at the training
@@ -94,6 +98,32 @@ def load_student(run_dir: Path) -> Tuple[nn.Module, DictConfig, Path]:
     return model, cfg, ckpt
 
 
+class TeacherFeatures(nn.Module):
+    """A frozen teacher as a model to evaluate: ``feats`` its raw embedding, ``z`` normalised."""
+
+    def __init__(self, teacher: nn.Module):
+        super().__init__()
+        self.teacher = teacher
+
+    def forward(self, x: Tensor) -> Dict[str, Tensor]:
+        feats = self.teacher.model(x)
+        return {"feats": feats, "z": F.normalize(feats.float(), dim=-1)}
+
+
+def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Module:
+    import yaml
+
+    from seed_solo.teachers import load_teacher
+
+    kwargs = {}
+    for item in options:
+        if "=" not in item:
+            raise ValueError(f"--teacher_option takes key=value, got {item!r}.")
+        key, value = item.split("=", 1)
+        kwargs[key] = yaml.safe_load(value)
+    return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))
+
+
 @torch.no_grad()
 def extract_features(loader, model: nn.Module, device: torch.device):
     """(backbone features, projected features, labels) of every image in ``loader``."""
@@ -117,7 +147,11 @@ def run_knn(train_x, train_y, test_x, test_y, k: int, T: float | None, distance_
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--pretrained_checkpoint_dir", type=Path, required=True)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pretrained_checkpoint_dir", type=Path)
+    source.add_argument("--teacher", help="evaluate a teacher: zoo name, path, url, or NAME:...")
+    p.add_argument("--teacher_format", default="auto")
+    p.add_argument("--teacher_option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--num_workers", type=int, default=4)
     p.add_argument("--k", type=int, nargs="+", default=[20])
@@ -143,7 +177,11 @@ def main(argv: Sequence[str] | None = None) -> List[dict]:
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    model, cfg, ckpt = load_student(args.pretrained_checkpoint_dir)
+    if args.teacher:
+        model = load_teacher_model(args.teacher, args.teacher_format, args.teacher_option)
+        cfg, ckpt = OmegaConf.create({"method": "teacher"}), args.teacher
+    else:
+        model, cfg, ckpt = load_student(args.pretrained_checkpoint_dir)
     model.to(device)
 
     aug = cfg.augmentations[0] if "augmentations" in cfg else {}

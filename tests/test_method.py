@@ -146,3 +146,22 @@ def test_registration_whatever_the_import_order(imports):
                          timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-2:] == ["seed_solo.methods.seed", "True"]
+
+
+def test_knn_entry_point_evaluates_a_teacher(tiny_data, tmp_path):
+    import json
+
+    from seed_solo.knn import main
+
+    out = tmp_path / "teacher.json"
+    rows = main(["--teacher", "torchvision:resnet18", "--dataset", "custom", "--crop_size", "32",
+                 "--train_data_path", str(tiny_data / "train"),
+                 "--val_data_path", str(tiny_data / "val"), "--num_workers", "0",
+                 "--feature_type", "backbone", "projector", "--output_json", str(out)])
+    assert [r["feature_type"] for r in rows] == ["backbone", "projector"]
+    # cosine kNN normalises features, so raw and normalised embeddings give the same result
+    assert rows[0]["acc1"] == rows[1]["acc1"]
+    assert json.loads(out.read_text())["method"] == "teacher"
+    with pytest.raises(SystemExit):
+        main(["--teacher", "x", "--pretrained_checkpoint_dir", str(tmp_path), "--dataset",
+              "custom", "--train_data_path", "a", "--val_data_path", "b"])

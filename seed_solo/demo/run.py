@@ -9,8 +9,8 @@
 3. ``seed``: ``seed_solo.distill`` with ``configs/distill/demo/seed_tiny.yaml``.
 4. ``mocov2plus``: ``seed_solo.distill`` with ``configs/distill/demo/mocov2plus_tiny.yaml``,
    the same student, data, epochs, optimiser and augmentations, no teacher.
-5. ``knn-*``: ``seed_solo.knn`` on both students; the teacher through the same feature
-   extraction and kNN classifier (``seed_solo.knn`` evaluates checkpoints, a teacher has none).
+5. ``knn-*``: ``seed_solo.knn`` on both students (their run folders) and on the teacher
+   (``--teacher``).
 6. ``linear-*``: ``seed_solo.linear`` on the three (the teacher as a backbone-only checkpoint).
 7. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch.
 
@@ -256,28 +256,24 @@ def knn_student(out: Path, paths: Dict[str, Path], run_dir: str, name: str) -> D
     return {"acc1": rows[0]["acc1"], "acc5": rows[0]["acc5"], "json": str(result_json)}
 
 
-def knn_teacher(paths: Dict[str, Path], block: Optional[int]) -> Dict[str, Any]:
-    """The teacher's backbone features through seed_solo.knn's extraction and classifier."""
-    from seed_solo.knn import extract_features, run_knn
-    from seed_solo.teachers import load_teacher
+def knn_teacher(out: Path, paths: Dict[str, Path], block: Optional[int]) -> Dict[str, Any]:
+    """The teacher through ``seed_solo.knn --teacher``, on the test set and the online subset."""
+    from seed_solo.knn import main
 
-    teacher = load_teacher(TEACHER, precision="32", block=block)
-
-    class Features(torch.nn.Module):  # the teacher's pooled features, un-normalised, as "feats"
-        def forward(self, x):
-            f = teacher.model(x)
-            return {"feats": f, "z": f}
-
-    device = torch.device("cpu")
-    model = Features()
-    train_x, _, train_y = extract_features(_image_loader(paths["train"], 256), model, device)
-    result = {}
+    result: Dict[str, Any] = {}
     for split in ("val", "val_online"):
-        test_x, _, test_y = extract_features(_image_loader(paths[split], 256), model, device)
-        acc1, acc5 = run_knn(train_x, train_y, test_x, test_y, KNN["k"], KNN["T"],
-                             KNN["distance"])
         key = "" if split == "val" else "_online"
-        result[f"acc1{key}"], result[f"acc5{key}"] = float(acc1), float(acc5)
+        result_json = out / "results" / f"knn-teacher{key}.json"
+        argv = ["--teacher", TEACHER, "--dataset", "custom", "--crop_size", "32",
+                "--train_data_path", str(paths["train"]), "--val_data_path", str(paths[split]),
+                "--k", str(KNN["k"]), "--temperature", str(KNN["T"]),
+                "--distance_function", KNN["distance"], "--feature_type", "backbone",
+                "--batch_size", "256", "--num_workers", "2", "--output_json", str(result_json)]
+        if block is not None:
+            argv += ["--teacher_option", f"block={block}"]
+        print("  python -m seed_solo.knn " + " ".join(argv), flush=True)
+        rows = main(argv)
+        result[f"acc1{key}"], result[f"acc5{key}"] = rows[0]["acc1"], rows[0]["acc5"]
     print(f"  teacher kNN top-1 {result['acc1']:.2f} (val), {result['acc1_online']:.2f} "
           "(online val subset)", flush=True)
     return result
@@ -391,7 +387,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                                   lambda m=method: distill(out, paths, plan, m, args.seed, block))
     teacher = stages.run("teacher-ckpt", "teacher as a backbone checkpoint",
                          lambda: teacher_checkpoint(out, block))
-    knn = {"teacher": stages.run("knn-teacher", "kNN: teacher", lambda: knn_teacher(paths, block))}
+    knn = {"teacher": stages.run("knn-teacher", "kNN: teacher",
+                                 lambda: knn_teacher(out, paths, block))}
     for m in ("seed", "mocov2plus"):
         knn[m] = stages.run(f"knn-{m}", f"kNN: {m} student",
                             lambda m=m: knn_student(out, paths, runs[m]["run_dir"], m))
