@@ -15,10 +15,12 @@ from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
 from seed_solo.harness import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     build_trainer,
     checkpoint_and_resume,
-    classification_loaders,
     devices_for_parse,
+    loaders_from_cfg,
 )
 
 # solo-learn's main_pretrain insists on 2 large crops except for these methods
@@ -29,16 +31,11 @@ def _val_loader(cfg: DictConfig):
     if cfg.data.val_path is None or (cfg.data.dataset == "custom" and cfg.data.no_labels):
         return None
     aug = cfg.augmentations[0]
-    _, val_loader = classification_loaders(
-        cfg.data.dataset,
-        cfg.data.train_path,
-        cfg.data.val_path,
-        data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
-        batch_size=cfg.optimizer.batch_size,
-        num_workers=cfg.data.num_workers,
-        crop_size=aug.crop_size,
-        mean=aug.get("mean", None) or (0.485, 0.456, 0.406),
-        std=aug.get("std", None) or (0.229, 0.224, 0.225),
+    _, val_loader = loaders_from_cfg(
+        cfg,
+        aug.crop_size,
+        mean=aug.get("mean", None) or IMAGENET_MEAN,
+        std=aug.get("std", None) or IMAGENET_STD,
     )
     return val_loader
 

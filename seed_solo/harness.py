@@ -133,6 +133,31 @@ def classification_loaders(
     return train_loader, val_loader
 
 
+def loaders_from_cfg(
+    cfg: DictConfig,
+    crop_size: Optional[int],
+    mean: Sequence[float],
+    std: Sequence[float],
+    train_transform: Optional[Any] = None,
+) -> Tuple[DataLoader, DataLoader]:
+    """:func:`classification_loaders` for ``cfg.data`` and ``cfg.optimizer.batch_size``.
+
+    DALI runs build their labelled loaders from the image folders (as solo-learn does).
+    """
+    return classification_loaders(
+        cfg.data.dataset,
+        cfg.data.train_path,
+        cfg.data.val_path,
+        data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
+        batch_size=cfg.optimizer.batch_size,
+        num_workers=cfg.data.num_workers,
+        crop_size=crop_size,
+        mean=mean,
+        std=std,
+        train_transform=train_transform,
+    )
+
+
 def devices_for_parse(cfg: DictConfig) -> Any:
     """solo-learn's parse_cfg scales the lr by ``len(cfg.devices)``: give it a list.
 

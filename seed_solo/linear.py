@@ -19,10 +19,10 @@ from seed_solo.harness import (
     build_backbone,
     build_trainer,
     checkpoint_and_resume,
-    classification_loaders,
     devices_for_parse,
     load_checkpoint,
     load_prefixed,
+    loaders_from_cfg,
     write_json,
 )
 
@@ -91,17 +91,8 @@ def run(cfg: DictConfig) -> dict:
             interpolation="bicubic", re_prob=0.25, re_mode="pixel", re_count=1,
             mean=aug.mean, std=aug.std,
         )
-    train_loader, val_loader = classification_loaders(
-        cfg.data.dataset,
-        cfg.data.train_path,
-        cfg.data.val_path,
-        data_format="image_folder" if cfg.data.format == "dali" else cfg.data.format,
-        batch_size=cfg.optimizer.batch_size,
-        num_workers=cfg.data.num_workers,
-        crop_size=aug.crop_size,
-        mean=aug.mean,
-        std=aug.std,
-        train_transform=train_transform,
+    train_loader, val_loader = loaders_from_cfg(
+        cfg, aug.crop_size, aug.mean, aug.std, train_transform=train_transform
     )
 
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
