@@ -94,7 +94,8 @@ def test_missing_teacher_path_names_it(tiny_data, tmp_path):
         SEED(make_cfg(tiny_data, teacher=str(tmp_path / "nope.ckpt")))
 
 
-def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
+def fit_steps(model, cfg, steps):
+    """A few real solo-learn pipeline steps of ``model`` under a Lightning Trainer, on CPU."""
     from lightning.pytorch import Trainer
     from solo.data.pretrain_dataloader import (
         FullTransformPipeline,
@@ -104,22 +105,26 @@ def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
         prepare_datasets,
     )
 
+    transform = FullTransformPipeline(
+        [NCropAugmentation(build_transform_pipeline("custom", aug), aug.num_crops)
+         for aug in cfg.augmentations])
+    loader = prepare_dataloader(
+        prepare_datasets("custom", transform, train_data_path=cfg.data.train_path),
+        batch_size=cfg.optimizer.batch_size, num_workers=0)
+    trainer = Trainer(accelerator="cpu", devices=1, max_steps=steps, logger=False,
+                      enable_checkpointing=False, enable_progress_bar=False,
+                      enable_model_summary=False)
+    trainer.fit(model, loader)
+
+
+def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
     from seed_solo.methods.seed import SEED
 
     cfg = make_cfg(tiny_data, "knn_eval.enabled=False")
     model = SEED(cfg)
     before = {k: v.clone() for k, v in model.teacher.state_dict().items()}
     student_before = model.backbone.conv1.weight.clone()
-    aug = cfg.augmentations[0]
-    transform = FullTransformPipeline(
-        [NCropAugmentation(build_transform_pipeline("custom", aug), aug.num_crops)])
-    loader = prepare_dataloader(
-        prepare_datasets("custom", transform, train_data_path=cfg.data.train_path),
-        batch_size=8, num_workers=0)
-    trainer = Trainer(accelerator="cpu", devices=1, max_steps=3, logger=False,
-                      enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False)
-    trainer.fit(model, loader)
+    fit_steps(model, cfg, 3)
     after = model.teacher.state_dict()
     assert any("running_mean" in k for k in before)
     for k, v in before.items():
@@ -127,6 +132,22 @@ def test_teacher_bit_identical_after_a_lightning_fit(tiny_data):
     assert not model.teacher.training
     assert not torch.equal(student_before, model.backbone.conv1.weight)  # the student did train
     assert len(model.queue) == 3 * 8
+
+
+def test_small_patches_are_distilled_against_their_own_queue(tiny_data):
+    from seed_solo.methods.seed import SEED
+
+    cfg = make_cfg(tiny_data, "augmentations=mocov2_small_patches", "augmentations.1.crop_size=16",
+                   "augmentations.1.num_crops=2", "knn_eval.enabled=False")
+    assert (cfg.data.num_large_crops, cfg.data.num_small_crops) == (1, 2)
+    model = SEED(cfg)
+    assert model.small_queue is not None and model.small_queue.size == 64
+    fit_steps(model, cfg, 2)
+    # 2 steps x 8 images: one large view each into the queue, two small crops each into the other
+    assert (len(model.queue), len(model.small_queue)) == (16, 32)
+    large, small = model.queue.get(), model.small_queue.get()
+    assert not torch.equal(large, small[:16])
+    assert "small_queue.embeddings" in model.state_dict()
 
 
 @pytest.mark.parametrize("imports", [
