@@ -162,3 +162,18 @@ def test_scripts_say_which_variable_is_missing(unset, message, tiny_data):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_ddp_two_cpu_processes_share_one_gathered_queue(tiny_data, teacher_ckpt, tmp_path):
+    """Lightning DDP over gloo, 2 processes: each step enqueues both ranks' teacher embeddings."""
+    cpu_ddp = [o for o in CPU if not o.startswith(("devices=", "strategy="))]
+    run(["bash", "scripts/distill/imagenet/seed_r18.sh", *cpu_ddp, "devices=2", "strategy=ddp",
+         "max_epochs=2", "optimizer.batch_size=4", f"method_kwargs.queue_size={QUEUE}",
+         "augmentations.0.crop_size=32", f"checkpoint.dir={tmp_path}"],
+        env={"DATA_DIR": str(tiny_data), "TEACHER": str(teacher_ckpt)})
+    state = state_of(only(tmp_path / "seed", "*/*.ckpt"))
+    # 40 images split over 2 ranks, batches of 4: 5 steps an epoch, 8 gathered rows a step
+    assert int(state["queue.num_filled"]) == 2 * 5 * 8
+    rows = state["queue.embeddings"][:80]
+    assert torch.allclose(rows.norm(dim=1), torch.ones(80), atol=1e-5)
+    assert not [k for k in state if k.startswith("teacher.")]
