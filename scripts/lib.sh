@@ -24,20 +24,21 @@ data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the dat
     esac
 }
 
-seed_solo_distill() { # DATASET CONFIG [overrides...]
-    local dataset="$1" config="$2"; shift 2
-    require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+run_hydra() { # ENTRY(distill|linear) DATASET CONFIG OVERRIDE [overrides...]
+    local entry="$1" dataset="$2" config="$3" override="$4"; shift 4
     data_paths "$dataset"
-    exec "$PYTHON" -m seed_solo.distill --config-path "$SEED_SOLO_ROOT/configs/distill/$dataset" \
-        --config-name "$config" "${DATA_OVERRIDES[@]}" "method_kwargs.teacher='$TEACHER'" "$@"
+    exec "$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$entry/$dataset" \
+        --config-name "$config" "${DATA_OVERRIDES[@]}" "$override" "$@"
+}
+
+seed_solo_distill() { # DATASET CONFIG [overrides...]
+    require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+    run_hydra distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
 }
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]
-    local dataset="$1" config="$2"; shift 2
     require CKPT "Set CKPT to the student's checkpoint (trained_models/seed/<run>/<name>.ckpt)."
-    data_paths "$dataset"
-    exec "$PYTHON" -m seed_solo.linear --config-path "$SEED_SOLO_ROOT/configs/linear/$dataset" \
-        --config-name "$config" "${DATA_OVERRIDES[@]}" "pretrained_feature_extractor='$CKPT'" "$@"
+    run_hydra linear "$1" "$2" "pretrained_feature_extractor='$CKPT'" "${@:3}"
 }
 
 seed_solo_knn() { # DATASET_FLAG [options...]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
@@ -172,38 +173,32 @@ def devices_for_parse(cfg: DictConfig) -> Any:
     return original
 
 
-class MetricsHistory:
+class MetricsHistory(Callback):
     """Lightning callback that appends the epoch's logged metrics to ``metrics.jsonl``.
 
     The file sits in the run's checkpoint folder (or ``directory``), one JSON object per
     epoch, so per-epoch curves (online kNN, losses) survive without any logger service.
     """
 
-    def __new__(cls, *args: Any, **kwargs: Any):
-        from lightning.pytorch.callbacks import Callback
+    def __init__(self, checkpointer: Any = None, directory: str | None = None):
+        self.checkpointer = checkpointer
+        self.directory = directory
 
-        class _MetricsHistory(Callback):
-            def __init__(self, checkpointer: Any = None, directory: str | None = None):
-                self.checkpointer = checkpointer
-                self.directory = directory
-
-            def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-                if not trainer.is_global_zero or trainer.sanity_checking:
-                    return
-                folder = self.directory or getattr(self.checkpointer, "path", None)
-                if folder is None:
-                    return
-                row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
-                for key, value in trainer.callback_metrics.items():
-                    if torch.is_tensor(value) and value.numel() == 1:
-                        row[key] = float(value)
-                    elif isinstance(value, (int, float)):
-                        row[key] = float(value)
-                os.makedirs(folder, exist_ok=True)
-                with open(Path(folder) / "metrics.jsonl", "a") as f:
-                    f.write(json.dumps(row) + "\n")
-
-        return _MetricsHistory(*args, **kwargs)
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        folder = self.directory or getattr(self.checkpointer, "path", None)
+        if folder is None:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key, value in trainer.callback_metrics.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                row[key] = float(value)
+            elif isinstance(value, (int, float)):
+                row[key] = float(value)
+        os.makedirs(folder, exist_ok=True)
+        with open(Path(folder) / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
 
 
 def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):

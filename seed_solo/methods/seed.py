@@ -148,29 +148,24 @@ class SEED(BaseMethod):
         crops = batch[1]
         crops = [crops] if isinstance(crops, Tensor) else crops
         large = self.num_large_crops
-
-        z_s = torch.cat(out["z"][:large])  # (large*B)xd
-        z_t = self.teacher(torch.cat(crops[:large]))
-        loss = seed_loss(z_s, z_t, self.queue.get(), self.tau_teacher, self.tau_student)
-        self._pending = [(self.queue, z_t)]
-        self.log("train_seed_loss", loss, on_step=False, on_epoch=True, sync_dist=True)
-
+        # (queue, crops, log name): large crops, then small ones against their own queue
+        groups = [(self.queue, slice(0, large), "train_seed_loss")]
         if self.small_queue is not None:
-            z_s_small = torch.cat(out["z"][large:])
-            z_t_small = self.teacher(torch.cat(crops[large:]))
-            small = seed_loss(
-                z_s_small, z_t_small, self.small_queue.get(), self.tau_teacher, self.tau_student
-            )
-            self._pending.append((self.small_queue, z_t_small))
-            self.log(
-                "train_seed_small_loss", small, on_step=False, on_epoch=True, sync_dist=True
-            )
-            loss = loss + small
+            groups.append((self.small_queue, slice(large, None), "train_seed_small_loss"))
 
-        return loss + out["loss"]
+        total = out["loss"]
+        self._pending = []
+        for queue, part, name in groups:
+            z_s = torch.cat(out["z"][part])  # (crops*B)xd
+            z_t = self.teacher(torch.cat(crops[part]))
+            loss = seed_loss(z_s, z_t, queue.get(), self.tau_teacher, self.tau_student)
+            self._pending.append((queue, z_t))
+            self.log(name, loss, on_step=False, on_epoch=True, sync_dist=True)
+            total = total + loss
+        return total
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # after backward: the loss saved a view of the queue, so enqueue only now
+        # after the step: every loss of this step read the queue as it was before it
         for queue, z_t in self._pending:
             queue.enqueue(z_t)
         self._pending = []
