@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seed_solo.distributed import gather_rows
+from seed_solo.distributed import gather_padded, gather_rows, is_distributed
 
 
 class EmbeddingQueue(nn.Module):
@@ -37,12 +37,18 @@ class EmbeddingQueue(nn.Module):
         self.register_buffer("embeddings", torch.zeros(self.size, self.dim))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
         self.register_buffer("num_filled", torch.zeros((), dtype=torch.long))
-        # host copies, so reading and writing never waits on the device
-        self._ptr = 0
+        # host copies, so reading and writing never waits on the device (_ptr is None when
+        # only the device knows it, after a write under DDP with a capacity)
+        self._ptr: int | None = 0
         self._filled = 0
 
     def extra_repr(self) -> str:
         return f"size={self.size}, dim={self.dim}, filled={self._filled}"
+
+    @property
+    def position(self) -> int:
+        """The next slot to write (reads the device after a write under DDP with a capacity)."""
+        return int(self.ptr) if self._ptr is None else self._ptr
 
     def __len__(self) -> int:
         return self._filled
@@ -56,19 +62,42 @@ class EmbeddingQueue(nn.Module):
         return self.embeddings[: self._filled]
 
     @torch.no_grad()
-    def enqueue(self, rows: Tensor, gather: bool = True) -> None:
-        """Append ``rows`` (N, dim), oldest out first; gathers from every rank when ``gather``."""
+    def enqueue(self, rows: Tensor, gather: bool = True, capacity: int | None = None) -> None:
+        """Append ``rows`` (N, dim), oldest out first; gathers from every rank when ``gather``.
+
+        Args:
+            rows: (N, dim) embeddings; normalised here.
+            gather: under DDP, append the rows of every rank (in rank order), so that all ranks
+                hold the same queue.
+            capacity: an upper bound on any rank's N (the per-device batch size times the
+                crops). Under DDP it makes the enqueue wait on nothing: rows travel in fixed
+                blocks and the write position stays on the device, so the host reads the device
+                only while the queue is filling. Without it, ranks first exchange their N,
+                which the host must read every step.
+        """
         if rows.ndim != 2 or rows.shape[1] != self.dim:
             raise ValueError(
                 f"enqueue expects (N, {self.dim}) embeddings, got {tuple(rows.shape)}; "
                 "the queue dimension must match the teacher's embedding size."
             )
-        if gather:
+        if gather and capacity is not None and is_distributed():
+            block, valid = gather_padded(rows, capacity)
+            if block.shape[0] <= self.size:
+                self._write_on_device(block, valid)
+                return
+            rows = block[valid]  # more rows than slots: keep the newest, as below
+        elif gather:
             rows = gather_rows(rows)
+        self._write(rows)
+
+    def _write(self, rows: Tensor) -> None:
+        """Write with host-side pointers: the single-process path, which never reads the device."""
         rows = F.normalize(rows.detach().to(self.embeddings.dtype), dim=1)
         n = rows.shape[0]
         if n == 0:
             return
+        if self._ptr is None:  # the last write happened on the device
+            self._ptr = int(self.ptr)
         start = self._ptr
         if n > self.size:
             # only the newest `size` rows survive; they land where FIFO order would put them
@@ -83,6 +112,26 @@ class EmbeddingQueue(nn.Module):
         self._filled = min(self._filled + n, self.size)
         self.ptr.fill_(self._ptr)
         self.num_filled.fill_(self._filled)
+
+    def _write_on_device(self, block: Tensor, valid: Tensor) -> None:
+        """Write the valid rows of ``block`` (M <= size, dim) in order, from the device pointer.
+
+        The M slots after the pointer are all rewritten: the valid rows first, in order; each
+        padding row rewrites its slot with that slot's current content. Everything stays on the
+        device; only while the queue fills does the host read how many rows are valid.
+        """
+        m = block.shape[0]
+        order = torch.argsort((~valid).to(torch.uint8), stable=True)  # valid rows first
+        slots = (self.ptr + torch.arange(m, device=block.device)) % self.size
+        fresh = F.normalize(block[order].to(self.embeddings.dtype), dim=1)
+        new = torch.where(valid[order, None], fresh, self.embeddings[slots])
+        self.embeddings.index_copy_(0, slots, new)
+        count = valid.sum()
+        self.ptr.copy_((self.ptr + count) % self.size)
+        self.num_filled.copy_((self.num_filled + count).clamp_max(self.size))
+        self._ptr = None
+        if self._filled < self.size:  # once full, it stays full: no more reads
+            self._filled = int(self.num_filled)
 
     def reset(self) -> None:
         self.embeddings.zero_()

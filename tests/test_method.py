@@ -186,3 +186,40 @@ def test_knn_entry_point_evaluates_a_teacher(tiny_data, tmp_path):
     with pytest.raises(SystemExit):
         main(["--teacher", "x", "--pretrained_checkpoint_dir", str(tmp_path), "--dataset",
               "custom", "--train_data_path", "a", "--val_data_path", "b"])
+
+
+def test_a_seed_step_reads_nothing_back_from_the_device(tiny_data):
+    """Teacher, student, loss, backward and enqueue, queue filling and full: no host read.
+
+    On a GPU each such read (``.item()``, ``nonzero``, a boolean mask) would stall the step
+    until the device caught up; ``tests/host_reads.py`` records them on any device.
+    """
+    from host_reads import HostReads
+
+    from seed_solo.methods.seed import SEED
+
+    model = SEED(make_cfg(tiny_data, "method_kwargs.queue_size=16", "knn_eval.enabled=False"))
+    g = torch.Generator().manual_seed(0)
+    batch = [torch.arange(8), [torch.randn(8, 3, 32, 32, generator=g)],
+             torch.randint(0, 5, (8,), generator=g)]
+    for step in range(4):  # empty, half full, full, full and wrapping
+        with HostReads() as reads:
+            loss = model.training_step(batch, step)
+            loss.backward()
+            model.on_train_batch_end(loss, batch, step)
+        assert reads.ops == [], f"step {step}"
+    assert len(model.queue) == 16 and model.queue.position == 0
+
+
+def test_ddp_leaves_teacher_and_queues_alone(tiny_data):
+    from seed_solo.methods.seed import SEED
+
+    model = SEED(make_cfg(tiny_data, "augmentations=mocov2_small_patches",
+                          "augmentations.1.crop_size=16", "knn_eval.enabled=False"))
+    ignored = set(model._ddp_params_and_buffers_to_ignore)
+    expected = {k for k, _ in [*model.named_parameters(), *model.named_buffers()]
+                if k.startswith(("teacher.", "queue.", "small_queue."))}
+    assert {"small_queue.embeddings", "teacher.model.backbone.conv1.weight"} <= expected
+    assert ignored == expected
+    # the student trains and stays under DDP
+    assert not [k for k in ignored if k.startswith(("backbone.", "projector.", "classifier."))]

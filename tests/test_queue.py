@@ -5,6 +5,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from host_reads import HostReads
 
 from seed_solo.queue import EmbeddingQueue
 
@@ -34,7 +35,7 @@ def queue_in_age_order(q):
     data = q.get()
     if len(q) < q.size:
         return ids(data)
-    return ids(torch.cat([data[q._ptr :], data[: q._ptr]]))
+    return ids(torch.cat([data[q.position :], data[: q.position]]))
 
 
 def test_starts_empty_and_fills_in_order():
@@ -58,7 +59,7 @@ def test_fifo_with_batches_that_do_not_divide_size(size, batch_sizes):
         start += n
         assert queue_in_age_order(q) == fifo_reference(batches, size)
         assert len(q) == min(start, size)
-        assert q._ptr == int(q.ptr) and len(q) == int(q.num_filled)
+        assert q.position == int(q.ptr) and len(q) == int(q.num_filled)
 
 
 def test_oldest_is_overwritten_first():
@@ -97,7 +98,7 @@ def test_state_dict_round_trip_restores_content_and_pointer(tmp_path):
     r = EmbeddingQueue(7, 4)
     r.load_state_dict(torch.load(tmp_path / "q.pt", weights_only=True))
     assert torch.equal(r.get(), q.get())
-    assert (r._ptr, len(r)) == (q._ptr, len(q)) == (5, 7)
+    assert (r.position, len(r)) == (q.position, len(q)) == (5, 7)
     # both continue identically
     q.enqueue(rows(12, 2))
     r.enqueue(rows(12, 2))
@@ -125,7 +126,7 @@ def _ddp_worker(rank, world, init_file, out_dir):
                 start = offset + sum(n_per_rank[:rank])
                 q.enqueue(rows(start, n_per_rank[rank]))
                 offset += sum(n_per_rank)
-            result.append({"emb": q.embeddings, "ptr": q._ptr, "n": len(q)})
+            result.append({"emb": q.embeddings, "ptr": q.position, "n": len(q)})
         torch.save(result, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -150,4 +151,99 @@ def test_ddp_enqueue_equals_single_process_with_concatenated_batch(tmp_path):
         for rank in range(world):
             got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)[i]
             assert torch.equal(got["emb"], single.embeddings), f"pattern {i}, rank {rank}"
-            assert (got["ptr"], got["n"]) == (single._ptr, len(single))
+            assert (got["ptr"], got["n"]) == (single.position, len(single))
+
+
+# per step, (rows on rank 0, rows on rank 1); capacity 4, queue 16: full after the third step
+NO_SYNC_STEPS = [(4, 4), (4, 3), (2, 4), (4, 4), (0, 1), (3, 4)]
+
+
+def _ddp_capacity_worker(rank, world, init_file, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        result = {}
+        for capacity in (None, 4):
+            q = EmbeddingQueue(16, 4)
+            offset, reads_when_full = 0, []
+            for n_per_rank in NO_SYNC_STEPS:
+                start = offset + sum(n_per_rank[:rank])
+                full = len(q) == q.size
+                with HostReads() as reads:
+                    q.enqueue(rows(start, n_per_rank[rank]), capacity=capacity)
+                if full:
+                    reads_when_full += reads.ops
+                offset += sum(n_per_rank)
+            result[capacity] = {
+                "emb": q.embeddings,
+                "ptr": q.position,
+                "n": len(q),
+                "reads": reads_when_full,
+            }
+        # capacity patterns of the general test, incl. 14 padded rows for 11 slots
+        result["patterns"] = []
+        for pattern in PATTERNS:
+            q = EmbeddingQueue(11, 4)
+            offset = 0
+            capacity = max(max(n) for n in pattern)
+            for n_per_rank in pattern:
+                start = offset + sum(n_per_rank[:rank])
+                q.enqueue(rows(start, n_per_rank[rank]), capacity=capacity)
+                offset += sum(n_per_rank)
+            result["patterns"].append({"emb": q.embeddings, "ptr": q.position, "n": len(q)})
+        torch.save(result, f"{out_dir}/cap{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_enqueue_with_capacity_matches_and_reads_nothing_back_once_full(tmp_path):
+    """With a capacity, rows travel in fixed blocks and the pointer stays on the device.
+
+    Same queue as one process enqueueing the concatenated batches, for unequal and empty
+    per-rank batches; once the queue is full, no op reads a value back to the host. Without a
+    capacity the sizes are exchanged and read every step (``.item()``), which the recorder sees.
+    """
+    world = 2
+    mp.start_processes(
+        _ddp_capacity_worker,
+        args=(world, str(tmp_path / "init"), str(tmp_path)),
+        nprocs=world,
+        join=True,
+        start_method="spawn",
+    )
+    single = EmbeddingQueue(16, 4)
+    offset = 0
+    for n_per_rank in NO_SYNC_STEPS:
+        single.enqueue(rows(offset, sum(n_per_rank)))
+        offset += sum(n_per_rank)
+    for rank in range(world):
+        got = torch.load(tmp_path / f"cap{rank}.pt", weights_only=True)
+        for capacity in (None, 4):
+            assert torch.equal(got[capacity]["emb"], single.embeddings), (rank, capacity)
+            assert (got[capacity]["ptr"], got[capacity]["n"]) == (single.position, 16)
+        assert got[4]["reads"] == []
+        assert "aten._local_scalar_dense.default" in got[None]["reads"]
+        for i, pattern in enumerate(PATTERNS):
+            ref = EmbeddingQueue(11, 4)
+            offset = 0
+            for n_per_rank in pattern:
+                ref.enqueue(rows(offset, sum(n_per_rank)))
+                offset += sum(n_per_rank)
+            out = got["patterns"][i]
+            assert torch.equal(out["emb"], ref.embeddings), f"pattern {i}, rank {rank}"
+            assert (out["ptr"], out["n"]) == (ref.position, len(ref))
+
+
+def test_capacity_smaller_than_the_batch_is_a_clear_error():
+    from seed_solo.distributed import gather_padded
+
+    with pytest.raises(ValueError, match="capacity is 3"):
+        gather_padded(rows(0, 5), 3)
+
+
+def test_gather_padded_in_one_process_marks_the_real_rows():
+    from seed_solo.distributed import gather_padded
+
+    block, valid = gather_padded(rows(0, 2), 5)
+    assert block.shape == (5, 4)
+    assert valid.tolist() == [True, True, False, False, False]
+    assert torch.equal(block[:2], rows(0, 2)) and not block[2:].any()

@@ -13,6 +13,7 @@ from solo.utils.misc import omegaconf_select
 from torch import Tensor, nn
 from torch.nn.modules.module import _IncompatibleKeys
 
+from seed_solo.distributed import ddp_ignore
 from seed_solo.losses import seed_loss
 from seed_solo.queue import EmbeddingQueue
 
@@ -81,6 +82,8 @@ class SEED(BaseMethod):
             EmbeddingQueue(kwargs.queue_size, embed_dim) if self.num_small_crops else None
         )
         self._pending: List[tuple] = []
+        # identical on every rank by construction: DDP must not re-send them every step
+        ddp_ignore(self, (TEACHER_PREFIX, "queue.", "small_queue."))
 
     @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
@@ -159,15 +162,16 @@ class SEED(BaseMethod):
             z_s = torch.cat(out["z"][part])  # (crops*B)xd
             z_t = self.teacher(torch.cat(crops[part]))
             loss = seed_loss(z_s, z_t, queue.get(), self.tau_teacher, self.tau_student)
-            self._pending.append((queue, z_t))
+            # at most batch_size rows per crop: under DDP they travel in blocks that size
+            self._pending.append((queue, z_t, self.batch_size * len(crops[part])))
             self.log(name, loss, on_step=False, on_epoch=True, sync_dist=True)
             total = total + loss
         return total
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # after the step: every loss of this step read the queue as it was before it
-        for queue, z_t in self._pending:
-            queue.enqueue(z_t)
+        for queue, z_t, capacity in self._pending:
+            queue.enqueue(z_t, capacity=capacity)
         self._pending = []
 
     def state_dict(self, *args: Any, **kwargs: Any) -> OrderedDict[str, Tensor]:
