@@ -104,3 +104,28 @@ def test_bf16_inputs_under_autocast_are_computed_in_float32():
     want = seed_loss_reference(z_s.detach().float(), z_t, queue.bfloat16().float())
     assert loss.dtype == torch.float32 and z_s.grad.dtype == torch.bfloat16
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("fn", [seed_loss, seed_loss_reference])
+def test_products_run_in_full_float32_when_the_user_allows_tf32(fn):
+    """``set_float32_matmul_precision("high")`` (TF32 on GPUs) is lifted inside, then restored."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Precision(TorchDispatchMode):
+        seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func._overloadpacket.__name__ in ("mm", "addmm", "bmm", "matmul"):
+                self.seen.append(torch.get_float32_matmul_precision())
+            return func(*args, **(kwargs or {}))
+
+    z_s, z_t, queue = unit(4, 8, seed=0), unit(4, 8, seed=1), unit(50, 8, seed=2)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high")
+    try:
+        with Precision() as rec:
+            fn(z_s.requires_grad_(), z_t, queue)
+        assert rec.seen and set(rec.seen) == {"highest"}
+        assert torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(previous)

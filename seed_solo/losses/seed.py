@@ -6,7 +6,8 @@ Pure torch: no solo-learn import, so it serves any training loop.
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -49,8 +50,10 @@ def seed_loss_reference(
     teacher embedding ``z_T``. As ``tau_T -> 0``, ``p_T`` is one-hot on ``z_T`` and ``L`` is InfoNCE
     with ``z_T`` as the positive key.
 
-    Everything runs in float32 even under autocast: ``1 / tau_T = 100`` amplifies bf16 rounding of
-    the teacher similarities (about 4e-3) into a visibly different target distribution.
+    Everything runs in float32 even under autocast, and the products in full float32 even where
+    TF32 is allowed (:func:`ieee_float32_matmul`): ``1 / tau_T = 100`` amplifies bf16 rounding of
+    the teacher similarities (about 4e-3) into a visibly different target distribution. (The
+    autograd backward runs later, under the caller's setting.)
 
     Args:
         student: (B, d) L2-normalised student embeddings z_S; gradients flow into it.
@@ -66,7 +69,7 @@ def seed_loss_reference(
     """
     _check_inputs(student, teacher, queue, tau_teacher, tau_student)
     device_type = student.device.type
-    with torch.autocast(device_type=device_type, enabled=False):
+    with torch.autocast(device_type=device_type, enabled=False), ieee_float32_matmul():
         z_s = student.float()
         z_t = teacher.detach().float()
         bank = queue.detach().float()
@@ -74,6 +77,26 @@ def seed_loss_reference(
             p_t = F.softmax(seed_logits(z_t, z_t, bank, tau_teacher), dim=1)
         log_p_s = F.log_softmax(seed_logits(z_s, z_t, bank, tau_student), dim=1)
         return -(p_t * log_p_s).sum(dim=1).mean()
+
+
+@contextlib.contextmanager
+def ieee_float32_matmul() -> Iterator[None]:
+    """Float32 products in full float32 inside, whatever ``torch.set_float32_matmul_precision``.
+
+    Lightning suggests ``"high"`` or ``"medium"`` on GPUs with tensor cores, which lets float32
+    products run in TF32 (10-bit mantissa, relative error about 5e-4) or bf16; multiplied by
+    ``1 / tau_T = 100``, that moves the teacher's logits by about 0.05 and its target
+    distribution by about 5 %. The setting is restored on exit.
+    """
+    previous = torch.get_float32_matmul_precision()
+    if previous == "highest":
+        yield
+        return
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 def _check_inputs(
@@ -180,7 +203,8 @@ def seed_loss(
     It equals :func:`seed_loss_reference` to float32 rounding (``tests/test_loss_fast.py``:
     loss within 1e-5 relative, gradient within 1e-5 relative of its largest entry).
 
-    Everything runs in float32 (float64 if an input is float64) even under autocast:
+    Everything runs in float32 (float64 if an input is float64) even under autocast, and the
+    products in full float32 even where TF32 is allowed (:func:`ieee_float32_matmul`):
     ``1 / tau_T = 100`` amplifies bf16 rounding of the teacher similarities (about 4e-3) into a
     visibly different target distribution.
 
@@ -197,7 +221,7 @@ def seed_loss(
     """
     _check_inputs(student, teacher, queue, tau_teacher, tau_student)
     dtype = torch.float64 if torch.float64 in (student.dtype, teacher.dtype) else torch.float32
-    with torch.autocast(device_type=student.device.type, enabled=False):
+    with torch.autocast(device_type=student.device.type, enabled=False), ieee_float32_matmul():
         z_s = student.to(dtype)
         need_grad = torch.is_grad_enabled() and z_s.requires_grad
         return _FusedSeedLoss.apply(

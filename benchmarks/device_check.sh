@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The checks that need a CUDA GPU, as one run (about 8 minutes on an H200):
+#   1. the CUDA tests (tests/test_cuda.py: no host sync in a step, bf16 / TF32 exactness) and the
+#      loss and queue tests, on that machine's torch;
+#   2. a short real SEED distillation on the GPU through DALI, where nvidia-dali and solo-learn
+#      are importable (otherwise it says which is missing and goes on);
+#   3. the GPU benchmark: 224 px, batch 256, bf16 autocast, channels_last, the three pairs.
+# Run from the repository root; results go to $1, else $OUT, else benchmarks/results:
+#   bash benchmarks/device_check.sh /tmp/gpu
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-benchmarks/results}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+py=$(command -v python3 || command -v python)
+status=0
+
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv | tee "$out/gpu.txt"
+$py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())" \
+    | tee -a "$out/gpu.txt"
+
+echo "== 1. tests"
+timeout 240 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loss.py \
+    tests/test_loss_fast.py tests/test_queue.py tests/test_distributed.py 2>&1 | tee "$out/tests.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+echo "== 2. DALI"
+if $py -c "import nvidia.dali, solo, omegaconf, hydra" 2>/dev/null; then
+    data=$(mktemp -d)
+    $py - "$data" <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests")
+from helpers_e2e import make_image_folders
+make_image_folders(Path(sys.argv[1]), classes=4, train_per_class=64, val_per_class=8, size=64)
+PY
+    timeout 240 $py -m seed_solo.distill --config-path "$PWD/configs/distill/imagenet" \
+        --config-name seed_r18 data.dataset=custom data.format=dali "data.train_path=$data/train" \
+        "data.val_path=$data/val" method_kwargs.teacher=torchvision:resnet50 \
+        method_kwargs.queue_size=1024 optimizer.batch_size=64 max_epochs=2 devices=1 \
+        strategy=auto sync_batchnorm=False "checkpoint.dir=$data/ckpt" wandb.enabled=False \
+        2>&1 | tail -40 | tee "$out/dali.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+else
+    echo "DALI path not checked: nvidia-dali, solo-learn, omegaconf or hydra is not importable" \
+        | tee "$out/dali.log"
+fi
+
+echo "== 3. benchmark"
+timeout 360 $py benchmarks/bench_seed.py --device cuda --json "$out/cuda.json" 2>&1 \
+    | tee "$out/bench.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+exit $status
