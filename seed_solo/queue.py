@@ -91,7 +91,7 @@ class EmbeddingQueue(nn.Module):
         self._write(rows)
 
     def _write(self, rows: Tensor) -> None:
-        """Write with host-side pointers: the single-process path, which never reads the device."""
+        """Write from the host's pointer (reading it once from the device after a device write)."""
         rows = F.normalize(rows.detach().to(self.embeddings.dtype), dim=1)
         n = rows.shape[0]
         if n == 0:

@@ -1,8 +1,7 @@
 """DDP and the state every rank holds identically: left out of DDP's per-step broadcast."""
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo import run_ranks
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
@@ -23,46 +22,31 @@ class Toy(nn.Module):
         return self.student(x) + self.teacher(x).detach()
 
 
-def _worker(rank, world, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        torch.manual_seed(0)
-        model = Toy()
-        names = ddp_ignore(model, ("teacher.", "queue."))
-        # rank-specific values written before DDP's start-up broadcast and between forwards
-        with torch.no_grad():
-            model.teacher.weight.fill_(rank + 1)
-        ddp = DistributedDataParallel(model, broadcast_buffers=True)
-        with torch.no_grad():
-            model.student.running_mean.fill_(10.0 * (rank + 1))
-            model.teacher.stat.fill_(10.0 * (rank + 1))
-            model.queue.embeddings.fill_(10.0 * (rank + 1))
-        ddp(torch.randn(6, 4)).sum().backward()
-        torch.save(
-            {
-                "names": names,
-                "teacher_weight": model.teacher.weight[0, 0].item(),
-                "teacher_stat": model.teacher.stat[0].item(),
-                "queue": model.queue.embeddings[0, 0].item(),
-                # BN in train mode updated its (broadcast) running mean in this forward
-                "student_running_mean": model.student.running_mean[0].item(),
-            },
-            f"{out_dir}/rank{rank}.pt",
-        )
-    finally:
-        dist.destroy_process_group()
+def _one_ddp_step(rank, world):
+    torch.manual_seed(0)
+    model = Toy()
+    names = ddp_ignore(model, ("teacher.", "queue."))
+    # rank-specific values written before DDP's start-up broadcast and between forwards
+    with torch.no_grad():
+        model.teacher.weight.fill_(rank + 1)
+    ddp = DistributedDataParallel(model, broadcast_buffers=True)
+    with torch.no_grad():
+        model.student.running_mean.fill_(10.0 * (rank + 1))
+        model.teacher.stat.fill_(10.0 * (rank + 1))
+        model.queue.embeddings.fill_(10.0 * (rank + 1))
+    ddp(torch.randn(6, 4)).sum().backward()
+    return {
+        "names": names,
+        "teacher_weight": model.teacher.weight[0, 0].item(),
+        "teacher_stat": model.teacher.stat[0].item(),
+        "queue": model.queue.embeddings[0, 0].item(),
+        # BN in train mode updated its (broadcast) running mean in this forward
+        "student_running_mean": model.student.running_mean[0].item(),
+    }
 
 
 def test_ignored_state_is_neither_broadcast_at_start_nor_every_forward(tmp_path):
-    world = 2
-    mp.start_processes(
-        _worker,
-        args=(world, str(tmp_path / "init"), str(tmp_path)),
-        nprocs=world,
-        join=True,
-        start_method="spawn",
-    )
-    got = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(world)]
+    got = run_ranks(_one_ddp_step, tmp_path)
     assert got[0]["names"] == [
         "teacher.weight",
         "teacher.bias",

@@ -2,9 +2,8 @@
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+from gloo import run_ranks
 from host_reads import HostReads
 
 from seed_solo.queue import EmbeddingQueue
@@ -114,85 +113,60 @@ def test_loading_a_queue_of_another_size_is_a_clear_error():
 PATTERNS = [[(3, 3), (3, 3), (3, 3)], [(4, 2), (1, 5), (3, 3)], [(7, 6), (0, 2)]]
 
 
-def _ddp_worker(rank, world, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        result = []
-        for pattern in PATTERNS:
-            q = EmbeddingQueue(11, 4)
-            offset = 0
-            for n_per_rank in pattern:
-                # rank r holds its own slice of the step's global batch
-                start = offset + sum(n_per_rank[:rank])
-                q.enqueue(rows(start, n_per_rank[rank]))
-                offset += sum(n_per_rank)
-            result.append({"emb": q.embeddings, "ptr": q.position, "n": len(q)})
-        torch.save(result, f"{out_dir}/rank{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def enqueue_steps(q, steps, rank=None, offset=0, **kwargs):
+    """Enqueue per step ``(rows of rank 0, rows of rank 1)``: this rank's slice of the step's
+    global batch, or (``rank=None``) the whole global batch at once, as one process would.
+    Row indexes start at ``offset``."""
+    for n_per_rank in steps:
+        if rank is None:
+            q.enqueue(rows(offset, sum(n_per_rank)), **kwargs)
+        else:
+            q.enqueue(rows(offset + sum(n_per_rank[:rank]), n_per_rank[rank]), **kwargs)
+        offset += sum(n_per_rank)
+    return q
+
+
+def state(q):
+    return {"emb": q.embeddings, "ptr": q.position, "n": len(q)}
+
+
+def _ranks_enqueue(rank, world):
+    return [state(enqueue_steps(EmbeddingQueue(11, 4), p, rank)) for p in PATTERNS]
 
 
 def test_ddp_enqueue_equals_single_process_with_concatenated_batch(tmp_path):
     """Two gloo processes, equal and unequal per-rank batches (incl. an empty one)."""
-    world = 2
-    mp.start_processes(
-        _ddp_worker,
-        args=(world, str(tmp_path / "init"), str(tmp_path)),
-        nprocs=world,
-        join=True,
-        start_method="spawn",
-    )
+    results = run_ranks(_ranks_enqueue, tmp_path)
     for i, pattern in enumerate(PATTERNS):
-        single = EmbeddingQueue(11, 4)
-        offset = 0
-        for n_per_rank in pattern:
-            single.enqueue(rows(offset, sum(n_per_rank)))
-            offset += sum(n_per_rank)
-        for rank in range(world):
-            got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)[i]
-            assert torch.equal(got["emb"], single.embeddings), f"pattern {i}, rank {rank}"
-            assert (got["ptr"], got["n"]) == (single.position, len(single))
+        single = enqueue_steps(EmbeddingQueue(11, 4), pattern)
+        for rank, got in enumerate(results):
+            assert torch.equal(got[i]["emb"], single.embeddings), f"pattern {i}, rank {rank}"
+            assert (got[i]["ptr"], got[i]["n"]) == (single.position, len(single))
 
 
 # per step, (rows on rank 0, rows on rank 1); capacity 4, queue 16: full after the third step
 NO_SYNC_STEPS = [(4, 4), (4, 3), (2, 4), (4, 4), (0, 1), (3, 4)]
 
 
-def _ddp_capacity_worker(rank, world, init_file, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
-    try:
-        result = {}
-        for capacity in (None, 4):
-            q = EmbeddingQueue(16, 4)
-            offset, reads_when_full = 0, []
-            for n_per_rank in NO_SYNC_STEPS:
-                start = offset + sum(n_per_rank[:rank])
-                full = len(q) == q.size
-                with HostReads() as reads:
-                    q.enqueue(rows(start, n_per_rank[rank]), capacity=capacity)
-                if full:
-                    reads_when_full += reads.ops
-                offset += sum(n_per_rank)
-            result[capacity] = {
-                "emb": q.embeddings,
-                "ptr": q.position,
-                "n": len(q),
-                "reads": reads_when_full,
-            }
-        # capacity patterns of the general test, incl. 14 padded rows for 11 slots
-        result["patterns"] = []
-        for pattern in PATTERNS:
-            q = EmbeddingQueue(11, 4)
-            offset = 0
-            capacity = max(max(n) for n in pattern)
-            for n_per_rank in pattern:
-                start = offset + sum(n_per_rank[:rank])
-                q.enqueue(rows(start, n_per_rank[rank]), capacity=capacity)
-                offset += sum(n_per_rank)
-            result["patterns"].append({"emb": q.embeddings, "ptr": q.position, "n": len(q)})
-        torch.save(result, f"{out_dir}/cap{rank}.pt")
-    finally:
-        dist.destroy_process_group()
+def _ranks_enqueue_with_capacity(rank, world):
+    result = {}
+    for capacity in (None, 4):
+        q = EmbeddingQueue(16, 4)
+        offset, reads_when_full = 0, []
+        for step in NO_SYNC_STEPS:
+            full = len(q) == q.size
+            with HostReads() as reads:
+                enqueue_steps(q, [step], rank, offset, capacity=capacity)
+            if full:
+                reads_when_full += reads.ops
+            offset += sum(step)
+        result[capacity] = {**state(q), "reads": reads_when_full}
+    # capacity patterns of the general test, incl. 14 padded rows for 11 slots
+    result["patterns"] = [
+        state(enqueue_steps(EmbeddingQueue(11, 4), p, rank, capacity=max(max(n) for n in p)))
+        for p in PATTERNS
+    ]
+    return result
 
 
 def test_ddp_enqueue_with_capacity_matches_and_reads_nothing_back_once_full(tmp_path):
@@ -202,32 +176,16 @@ def test_ddp_enqueue_with_capacity_matches_and_reads_nothing_back_once_full(tmp_
     per-rank batches; once the queue is full, no op reads a value back to the host. Without a
     capacity the sizes are exchanged and read every step (``.item()``), which the recorder sees.
     """
-    world = 2
-    mp.start_processes(
-        _ddp_capacity_worker,
-        args=(world, str(tmp_path / "init"), str(tmp_path)),
-        nprocs=world,
-        join=True,
-        start_method="spawn",
-    )
-    single = EmbeddingQueue(16, 4)
-    offset = 0
-    for n_per_rank in NO_SYNC_STEPS:
-        single.enqueue(rows(offset, sum(n_per_rank)))
-        offset += sum(n_per_rank)
-    for rank in range(world):
-        got = torch.load(tmp_path / f"cap{rank}.pt", weights_only=True)
+    results = run_ranks(_ranks_enqueue_with_capacity, tmp_path)
+    single = enqueue_steps(EmbeddingQueue(16, 4), NO_SYNC_STEPS)
+    for rank, got in enumerate(results):
         for capacity in (None, 4):
             assert torch.equal(got[capacity]["emb"], single.embeddings), (rank, capacity)
             assert (got[capacity]["ptr"], got[capacity]["n"]) == (single.position, 16)
         assert got[4]["reads"] == []
         assert "aten._local_scalar_dense.default" in got[None]["reads"]
         for i, pattern in enumerate(PATTERNS):
-            ref = EmbeddingQueue(11, 4)
-            offset = 0
-            for n_per_rank in pattern:
-                ref.enqueue(rows(offset, sum(n_per_rank)))
-                offset += sum(n_per_rank)
+            ref = enqueue_steps(EmbeddingQueue(11, 4), pattern)
             out = got["patterns"][i]
             assert torch.equal(out["emb"], ref.embeddings), f"pattern {i}, rank {rank}"
             assert (out["ptr"], out["n"]) == (ref.position, len(ref))
