@@ -55,9 +55,9 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 warnings.filterwarnings("ignore")
 
-from seed_solo.backbones import STUDENTS, create_student  # noqa: E402
 from seed_solo.losses import seed_loss, seed_loss_reference  # noqa: E402
 from seed_solo.queue import EmbeddingQueue  # noqa: E402
+from seed_solo.students import STUDENTS, create_student  # noqa: E402
 from seed_solo.teachers.frozen import FrozenTeacher  # noqa: E402
 
 MODES = ("student", "teacher", "full", "seed", "seed_ref")
@@ -68,7 +68,7 @@ MEMORY_MODES = ("student", "teacher", "full")
 class Pair:
     name: str
     teacher: str  # torchvision architecture, given a MoCo v2 head
-    student: str  # seed_solo.backbones name
+    student: str  # seed_solo.students name
 
 
 PAIRS = {

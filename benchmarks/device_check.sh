@@ -20,8 +20,8 @@ $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
     | tee -a "$out/gpu.txt"
 
 echo "== 1. tests"
-timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loss.py \
-    tests/test_loss_fast.py tests/test_queue.py tests/test_distributed.py 2>&1 | tee "$out/tests.log"
+timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loss_paper_formula.py \
+    tests/test_loss_fused.py tests/test_queue.py tests/test_distributed.py 2>&1 | tee "$out/tests.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 echo "== 2. a real SEED distillation on the GPU (DALI where importable, else image folders)"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import List, Sequence
 
-from seed_solo.teachers import zoo
+from seed_solo.teachers import download, zoo
 
 
 def _table(rows: List[List[str]], header: List[str]) -> str:
@@ -24,17 +24,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = zoo.registry(args.zoo_file)
     rows = []
     for e in reg.values():
-        cached = zoo.cached_path(e, args.cache_dir).is_file()
+        cached = download.cached_path(e, args.cache_dir).is_file()
         rows.append([e.name, e.arch, e.method, _fmt(e.epochs), str(e.embed_dim), _fmt(e.top1),
                      e.format, "yes" if cached else "no"])
     print(_table(rows, ["name", "arch", "method", "epochs", "dim", "top1", "format", "cached"]))
-    print(f"\ncache: {zoo.cache_dir(args.cache_dir)}")
+    print(f"\ncache: {download.cache_dir(args.cache_dir)}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     e = zoo.registry(args.zoo_file).get_entry(args.name)
-    path = zoo.cached_path(e, args.cache_dir)
+    path = download.cached_path(e, args.cache_dir)
     for key in ("name", "method", "arch", "epochs", "format", "embed_dim", "input_norm", "top1",
                 "licence", "checksum", "url", "mirrors", "source", "note"):
         value = getattr(e, key)
@@ -49,7 +49,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     reg = zoo.registry(args.zoo_file)
     entries = [reg.get_entry(n) for n in args.names]  # every name checked before any download
     for e in entries:
-        print(f"{e.name}: {zoo.fetch(e, args.cache_dir)}")
+        print(f"{e.name}: {download.fetch(e, args.cache_dir)}")
     return 0
 
 
@@ -58,7 +58,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     entries = [reg.get_entry(n) for n in args.names] if args.names else list(reg.values())
     bad = checked = 0
     for e in entries:
-        path = zoo.cached_path(e, args.cache_dir)
+        path = download.cached_path(e, args.cache_dir)
         if not path.is_file():
             if args.names:
                 print(f"{e.name}: not cached ({path})")
@@ -66,9 +66,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             continue
         checked += 1
         if e.checksum is None:
-            print(f"{e.name}: no published checksum; sha256 {zoo.file_digest(path, 'sha256')}")
+            print(f"{e.name}: no published checksum; sha256 {download.file_digest(path, 'sha256')}")
             continue
-        mismatch = zoo.verify(path, e.checksum)
+        mismatch = download.verify(path, e.checksum)
         if mismatch is None:
             print(f"{e.name}: OK ({e.checksum})")
         else:
@@ -76,7 +76,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{e.name}: MISMATCH: expected {e.checksum}, got {mismatch}; delete {path} "
                   f"and run `seed-solo zoo download {e.name}`")
     if checked == 0 and not args.names:
-        print(f"nothing cached in {zoo.cache_dir(args.cache_dir)}")
+        print(f"nothing cached in {download.cache_dir(args.cache_dir)}")
     return 1 if bad else 0
 
 
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     zp.add_argument("--zoo-file", default=None,
                     help=f"a YAML/JSON file of your own entries (default: ${zoo.ENV_ZOO})")
     zp.add_argument("--cache-dir", default=None,
-                    help=f"where checkpoints are cached (default: ${zoo.ENV_CACHE} or "
+                    help=f"where checkpoints are cached (default: ${download.ENV_CACHE} or "
                     "~/.cache/seed_solo)")
     zsub = zp.add_subparsers(dest="zoo_command", required=True)
     zsub.add_parser("list", help="a table of the known teachers").set_defaults(func=cmd_list)

@@ -9,19 +9,14 @@ on GPUs (DDP, DALI) or on a CPU (``accelerator=cpu devices=1``).
 
 from __future__ import annotations
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
-from seed_solo.harness import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_trainer,
-    checkpoint_and_resume,
-    devices_for_parse,
-    loaders_from_cfg,
-)
+from seed_solo.hydra_cli import run_hydra
+from seed_solo.loaders import loaders_from_cfg
+from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
+from seed_solo.trainer import build_trainer, checkpoint_and_resume, devices_for_parse
 
 # solo-learn's main_pretrain insists on 2 large crops except for these methods
 ANY_CROPS = ("seed", "wmse", "mae")
@@ -135,10 +130,25 @@ def run(cfg: DictConfig) -> None:
         trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
 
 
-@hydra.main(version_base="1.2", config_path=None)
+HELP = """
+usage: python -m seed_solo.distill --config-path DIR --config-name NAME [KEY=VALUE ...]
+
+Distils a frozen teacher into a student (method=seed), or pretrains with any solo-learn method,
+from a hydra config in solo-learn's pretrain schema. DIR may be relative to this folder.
+
+Configs (in a checkout): configs/distill/{imagenet,imagenet-100,cifar}/, one file per student
+(seed_mbv3, seed_effb0, seed_r18, seed_r34); scripts/distill/ wraps them.
+Keys to set: data.train_path, data.val_path, method_kwargs.teacher (a zoo name from
+`seed-solo zoo list`, a checkpoint path or url, or torchvision:NAME / timm:NAME).
+Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, data.format
+(dali | image_folder), checkpoint.dir. Any other key of the config as KEY=VALUE; a key the
+config lacks as +KEY=VALUE.
+"""
+
+
 def main(cfg: DictConfig) -> None:
     run(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main, HELP)

@@ -8,8 +8,8 @@ A teacher is evaluated the same way with ``--teacher SOURCE`` (zoo name, path, U
 ``torchvision:NAME``, ``package:NAME``; ``--teacher_option key=value`` for its loader) instead of
 ``--pretrained_checkpoint_dir``: "backbone" features are its embedding before normalisation.
 
-Differences from solo-learn's main_knn.py: no hard-coded ``.cuda()``; the newest checkpoint of
-the folder is used (not an arbitrary one); a SEED student is rebuilt without its teacher; keys
+Differences from solo-learn's main_knn.py: no hard-coded ``.cuda()``; the folder's last checkpoint
+is used (by epoch, :mod:`seed_solo.runs`); a SEED student is rebuilt without its teacher; keys
 are checked; ``--output_json`` writes the results; custom data is evaluated at the training
 crop size recorded in ``args.json`` (``--crop_size`` overrides).
 """
@@ -17,7 +17,6 @@ crop size recorded in ``args.json`` (``--crop_size`` overrides).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
@@ -29,15 +28,13 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
-from seed_solo.harness import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    build_backbone,
-    classification_loaders,
-    load_checkpoint,
-    load_prefixed,
-    write_json,
-)
+from seed_solo.atomic import write_json
+from seed_solo.loaders import classification_loaders
+from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
+from seed_solo.nets.projector import projection_head
+from seed_solo.rebuild import build_solo_backbone
+from seed_solo.runs import find_checkpoint, read_args
+from seed_solo.state_dict import load_prefixed, read_checkpoint
 
 
 class Student(nn.Module):
@@ -54,30 +51,16 @@ class Student(nn.Module):
         return {"feats": feats, "z": z}
 
 
-def newest_checkpoint(run_dir: Path) -> Path:
-    ckpts = sorted(run_dir.glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    if not ckpts:
-        raise FileNotFoundError(
-            f"no .ckpt in {run_dir}; pass --pretrained_checkpoint_dir "
-            "<checkpoint.dir>/<method>/<run>."
-        )
-    return ckpts[-1]
-
-
 def load_student(run_dir: Path) -> Tuple[nn.Module, DictConfig, Path]:
-    """Rebuild the pre-trained model of ``run_dir`` (args.json + newest .ckpt), no teacher."""
-    args_path = run_dir / "args.json"
-    if not args_path.is_file():
-        raise FileNotFoundError(
-            f"{args_path} is missing; solo-learn's Checkpointer writes it next to the .ckpt."
-        )
-    cfg = OmegaConf.create(json.loads(args_path.read_text()))
-    ckpt = newest_checkpoint(run_dir)
-    state = load_checkpoint(ckpt)["state_dict"]
-    if cfg.method == "seed":
-        from seed_solo.methods.seed import projection_head
+    """Rebuild the pre-trained model of ``run_dir`` (args.json + last .ckpt), no teacher.
 
-        backbone, features = build_backbone(
+    ``run_dir`` may also be a checkpoint file, with args.json beside it.
+    """
+    ckpt = find_checkpoint(run_dir)
+    cfg = OmegaConf.create(read_args(ckpt))
+    state = read_checkpoint(ckpt, allow_inert_objects=True, what="student checkpoint")["state_dict"]
+    if cfg.method == "seed":
+        backbone, features = build_solo_backbone(
             cfg.backbone.name, cfg.backbone.get("kwargs", {}), cfg.method, cfg.data.dataset
         )
         load_prefixed(backbone, state, "backbone.", "backbone")

@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import os
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers the students with solo-learn)
-from seed_solo.harness import (
-    build_backbone,
-    build_trainer,
-    checkpoint_and_resume,
-    devices_for_parse,
-    load_checkpoint,
-    load_prefixed,
-    loaders_from_cfg,
-    write_json,
-)
+from seed_solo.atomic import write_json
+from seed_solo.hydra_cli import run_hydra
+from seed_solo.loaders import loaders_from_cfg
+from seed_solo.rebuild import build_solo_backbone
+from seed_solo.runs import find_checkpoint
+from seed_solo.state_dict import load_prefixed, read_checkpoint
+from seed_solo.trainer import build_trainer, checkpoint_and_resume, devices_for_parse
 
 
 def _loss_and_mixup(cfg: DictConfig):
@@ -55,11 +51,12 @@ def run(cfg: DictConfig) -> dict:
     from solo.utils.misc import make_contiguous
 
     OmegaConf.set_struct(cfg, False)
-    ckpt = str(cfg.get("pretrained_feature_extractor") or "")
+    given = str(cfg.get("pretrained_feature_extractor") or "")
+    ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
         raise FileNotFoundError(
-            f"pretrained_feature_extractor={ckpt!r} is not a file; pass the student's .ckpt "
-            "(trained_models/<method>/<run>/*.ckpt)."
+            f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
+            "or its run folder (trained_models/<method>/<run>)."
         )
     devices = devices_for_parse(cfg)
     cfg = parse_cfg(cfg)
@@ -69,10 +66,11 @@ def run(cfg: DictConfig) -> dict:
     ):
         raise ValueError("data.format=dali needs a GPU; use data.format=image_folder on a CPU.")
 
-    backbone, _ = build_backbone(
-        cfg.backbone.name, cfg.backbone.kwargs, cfg.pretrain_method, cfg.data.dataset
+    backbone, _ = build_solo_backbone(
+        cfg.backbone.name, cfg.backbone.kwargs, cfg.pretrain_method or "", cfg.data.dataset
     )
-    load_prefixed(backbone, load_checkpoint(ckpt)["state_dict"], "backbone.", "backbone")
+    state = read_checkpoint(ckpt, allow_inert_objects=True)["state_dict"]
+    load_prefixed(backbone, state, "backbone.", "backbone")
     print(f"Loaded the student backbone from {ckpt}")
 
     loss_func, mixup = _loss_and_mixup(cfg)
@@ -120,11 +118,24 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
-@hydra.main(version_base="1.2", config_path=None)
+HELP = """
+usage: python -m seed_solo.linear --config-path DIR --config-name NAME [KEY=VALUE ...]
+
+Trains a linear classifier on a frozen student backbone, from a hydra config in solo-learn's
+linear schema. DIR may be relative to this folder. The teacher is never needed.
+
+Configs (in a checkout): configs/linear/{imagenet,imagenet-100,cifar}/, one file per student;
+scripts/linear/ wraps them.
+Keys to set: pretrained_feature_extractor (the student's .ckpt, or its run folder: the last
+checkpoint is taken), data.train_path, data.val_path.
+Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, output_json.
+"""
+
+
 def main(cfg: DictConfig) -> None:
     result = run(cfg)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
 
 
 if __name__ == "__main__":
-    main()
+    run_hydra(main, HELP)

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+from vectors import unit
 
 from seed_solo.losses import seed_loss, seed_loss_reference
 from seed_solo.queue import EmbeddingQueue
@@ -17,9 +18,6 @@ from seed_solo.teachers.frozen import FrozenTeacher
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def unit(*shape, seed):
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
 
 
 @pytest.mark.parametrize("matmul_precision", ["highest", "high", "medium"])

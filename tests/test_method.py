@@ -18,7 +18,7 @@ def make_cfg(data, *overrides, teacher="torchvision:resnet18"):
     from omegaconf import OmegaConf
     from solo.args.pretrain import parse_cfg
 
-    from seed_solo.harness import devices_for_parse
+    from seed_solo.trainer import devices_for_parse
 
     with initialize_config_dir(str(REPO / "configs/distill/imagenet"), version_base="1.2"):
         cfg = compose("seed_r18", overrides=[
@@ -75,7 +75,7 @@ def test_teacher_is_outside_optimizer_and_checkpoint(tiny_data):
 
 
 @pytest.mark.parametrize("override, error, match", [
-    ("backbone.name=mobilenetv3_lrge", KeyError, "did you mean mobilenetv3_large"),
+    ("backbone.name=mobilenetv3_lrge", KeyError, "Did you mean mobilenetv3_large"),
     ("method_kwargs.proj_output_dim=128", ValueError, "embeds into 512 dimensions"),
     ("method_kwargs.queue_size=4", ValueError, "smaller than the 8 teacher embeddings"),
     ("method_kwargs.tau_teacher=0", ValueError, "tau_teacher must be positive"),

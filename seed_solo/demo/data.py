@@ -1,4 +1,8 @@
-"""Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` as RGB image folders.
+"""Fashion-MNIST as RGB image folders.
+
+The IDX gzips come from the first of: ``$FASHION_MNIST_DIR``; the Debian package
+``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``); torchvision's
+``FashionMNIST(download=True)`` into the seed-solo cache (machines with internet).
 
 The IDX files (28x28 grey, 60,000 train + 10,000 test) are read once and written as PNGs,
 zero-padded to 32x32 (Fashion-MNIST's background is black, so padding adds no edges) and
@@ -21,11 +25,12 @@ import os
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple, Union
 
 import numpy as np
 
-DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
+ENV_DIR = "FASHION_MNIST_DIR"
+DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat",
            "sandal", "shirt", "sneaker", "bag", "ankle-boot")
 FILES = {
@@ -46,17 +51,64 @@ class Split:
     seed: int = 0
 
 
-def source_dir() -> Path:
-    """Where the IDX gzips are: ``$FASHION_MNIST_DIR`` or the Debian package's folder."""
-    path = Path(os.environ.get("FASHION_MNIST_DIR", DEFAULT_DIR))
-    missing = [f for pair in FILES.values() for f in pair if not (path / f).is_file()]
-    if missing:
+def _missing(path: Path) -> list:
+    return [f for pair in FILES.values() for f in pair if not (path / f).is_file()]
+
+
+def download_dir() -> Path:
+    """Where torchvision's download puts the gzips: ``<cache>/fashion-mnist/FashionMNIST/raw``."""
+    from seed_solo.teachers.download import cache_dir
+
+    return cache_dir() / "fashion-mnist" / "FashionMNIST" / "raw"
+
+
+def download(dataset_cls: Any = None) -> Path:
+    """Download Fashion-MNIST with torchvision (``dataset_cls``, default ``FashionMNIST``)."""
+    if dataset_cls is None:
+        from torchvision.datasets import FashionMNIST as dataset_cls
+    dataset_cls(str(download_dir().parents[1]), download=True)  # fetches train and test files
+    return download_dir()
+
+
+def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAULT_DIR,
+               dataset_cls: Any = None) -> Path:
+    """The folder of the four IDX gzips; see the module docstring for the order tried.
+
+    Args:
+        allow_download: try torchvision's download when no folder has the files.
+        debian_dir: where Debian's package puts them.
+        dataset_cls: the torchvision data set class that downloads (``FashionMNIST``).
+
+    Raises:
+        FileNotFoundError: ``$FASHION_MNIST_DIR`` lacks a file, or no source had the data and
+            the download failed; the message says how to supply it.
+    """
+    if os.environ.get(ENV_DIR):
+        path = Path(os.environ[ENV_DIR])
+        if _missing(path):
+            raise FileNotFoundError(
+                f"{ENV_DIR}={path} lacks {', '.join(_missing(path))}; point it at a folder "
+                "holding the four Fashion-MNIST *-ubyte.gz files, or unset it to use Debian's "
+                "`apt-get install dataset-fashion-mnist` or a torchvision download."
+            )
+        return path
+    for path in (Path(debian_dir), download_dir()):
+        if not _missing(path):
+            return path
+    if not allow_download:
         raise FileNotFoundError(
-            f"Fashion-MNIST is not in {path} (missing {', '.join(missing)}); install it with "
-            "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu) or point "
-            "FASHION_MNIST_DIR at a folder holding the four *-ubyte.gz files."
+            f"Fashion-MNIST is in neither {ENV_DIR}, {debian_dir} nor {download_dir()}; "
+            "`apt-get install dataset-fashion-mnist` (as root) or a run with internet gets it."
         )
-    return path
+    try:
+        return download(dataset_cls)
+    except Exception as err:  # no network, a proxy, a full disk: all end the same way
+        raise FileNotFoundError(
+            f"Fashion-MNIST was found neither in {ENV_DIR} nor in {debian_dir} nor in "
+            f"{download_dir()}, and torchvision could not download it ({err}); install it with "
+            "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, as root), or set "
+            f"{ENV_DIR} to a folder holding the four *-ubyte.gz files."
+        ) from err
 
 
 def read_idx(path: Path) -> np.ndarray:

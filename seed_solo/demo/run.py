@@ -33,11 +33,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import torch
 
+from seed_solo.atomic import atomic_path, write_json
 from seed_solo.demo.data import Split, prepare
+from seed_solo.runs import checkpoint_epoch, find_checkpoint, run_dirs
 
-ROOT = Path(__file__).resolve().parents[2]
-DISTILL_CONFIGS = ROOT / "configs" / "distill" / "demo"
-LINEAR_CONFIGS = ROOT / "configs" / "linear" / "demo"
+# the demo's hydra configs ship inside the package, so it runs from an installed seed-solo too
+CONFIGS = Path(__file__).resolve().parent / "configs"
+DISTILL_CONFIGS = CONFIGS / "distill"
+LINEAR_CONFIGS = CONFIGS / "linear"
 TEACHER = "package:efficientnet-lite0"
 LAYER_TOLERANCE = 1.0  # kNN points
 KNN = {"k": 20, "T": 0.07, "distance": "cosine"}
@@ -92,9 +95,7 @@ class Stages:
         start = time.time()
         result = fn()
         result["wall_s"] = time.time() - start
-        tmp = marker.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2))
-        os.replace(tmp, marker)
+        write_json(marker, result)
         print(f"{head}: done in {result['wall_s']:.0f} s", flush=True)
         return result
 
@@ -116,7 +117,7 @@ def _image_loader(folder: Path, batch_size: int, per_class: Optional[int] = None
     """Un-augmented 32 px ImageNet-normalised images, as the evaluation pipelines give."""
     from torchvision import datasets, transforms
 
-    from seed_solo.harness import IMAGENET_MEAN, IMAGENET_STD
+    from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 
     tf = transforms.Compose([transforms.ToTensor(),
                              transforms.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
@@ -137,7 +138,7 @@ def select_layer(paths: Dict[str, Path], plan: Plan) -> Dict[str, Any]:
     from solo.utils.knn import WeightedKNNClassifier
     from tqdm import tqdm
 
-    from seed_solo.teachers.packaged import efficientnet_lite0
+    from seed_solo.nets.lite0 import efficientnet_lite0
 
     model, _ = efficientnet_lite0()
     model.eval()
@@ -197,19 +198,13 @@ def distill(out: Path, paths: Dict[str, Path], plan: Plan, method: str, seed: in
     _show("seed_solo.distill", DISTILL_CONFIGS, config, overrides)
     cfg = _compose(DISTILL_CONFIGS, config, overrides)
     run(cfg)
-    run_dirs = _run_dirs(ckpt_dir / method)
-    ckpt = max((c for d in run_dirs for c in d.glob("*.ckpt")), key=lambda c: c.stat().st_mtime)
+    ckpt = max((find_checkpoint(d) for d in run_dirs(ckpt_dir / method)), key=checkpoint_epoch)
     return {"run_dir": str(ckpt.parent), "ckpt": str(ckpt), "config": config,
             "overrides": overrides, "params": _student_params()}
 
 
-def _run_dirs(method_dir: Path) -> List[Path]:
-    return sorted((p for p in method_dir.glob("*") if (p / "args.json").is_file()),
-                  key=lambda p: p.stat().st_mtime)
-
-
 def _student_params() -> int:
-    from seed_solo.backbones import create_student
+    from seed_solo.students import create_student
 
     return sum(p.numel() for p in create_student("tiny_resnet10").parameters())
 
@@ -217,7 +212,7 @@ def _student_params() -> int:
 def online_knn(out: Path, method: str) -> List[Dict[str, float]]:
     """Per-epoch online kNN top-1 from the runs' ``metrics.jsonl`` (resumed runs merged)."""
     by_epoch: Dict[int, float] = {}
-    for run_dir in _run_dirs(out / "runs" / "distill" / method):
+    for run_dir in run_dirs(out / "runs" / "distill" / method):
         history = run_dir / "metrics.jsonl"
         if not history.is_file():
             continue
@@ -230,14 +225,13 @@ def online_knn(out: Path, method: str) -> List[Dict[str, float]]:
 
 def teacher_checkpoint(out: Path, block: Optional[int]) -> Dict[str, Any]:
     """The teacher's weights as a backbone-only checkpoint for ``seed_solo.linear``."""
-    from seed_solo.backbones import create_student
+    from seed_solo.students import create_student
 
     model = create_student("efficientnet_lite0", block=block)
     path = out / "teacher" / f"efficientnet-lite0-block{block}.ckpt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()}}, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": {f"backbone.{k}": v for k, v in model.state_dict().items()}},
+                   tmp)
     return {"ckpt": str(path), "params": sum(p.numel() for p in model.parameters()),
             "block": block}
 
@@ -361,12 +355,13 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     p.add_argument("--quick", action="store_true",
                    help="a few hundred images, one epoch each: checks the pipeline in ~1 min")
     p.add_argument("--out", type=Path, default=None,
-                   help="output folder (default demo_runs/full or demo_runs/quick)")
+                   help="output folder (default demo_runs/full or demo_runs/quick, in the "
+                   "current folder)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
-    out = (args.out or ROOT / "demo_runs" / mode).resolve()
+    out = (args.out or Path("demo_runs") / mode).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     start = time.time()

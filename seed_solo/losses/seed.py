@@ -1,7 +1,20 @@
 """The SEED objective (Fang et al., "SEED: Self-supervised Distillation for Visual
-Representation", ICLR 2021, eq. 1-3).
+Representation", ICLR 2021, eq. 1-3): cross-entropy between the teacher's and the student's
+similarity distributions over D+.
 
-Pure torch: no solo-learn import, so it serves any training loop.
+``p_T = softmax(z_T . D+ / tau_T)``, ``p_S = softmax(z_S . D+ / tau_S)`` and
+``L = mean_i -sum_j p_T,j log p_S,j``, where ``D+`` is the queue ``D`` plus the sample's own
+teacher embedding ``z_T``. As ``tau_T -> 0``, ``p_T`` is one-hot on ``z_T`` and ``L`` is InfoNCE
+with ``z_T`` as the positive key.
+
+Precision: everything runs in float32 (float64 if an input is float64) even under autocast, and
+the products in full float32 even where TF32 is allowed (:func:`ieee_float32_matmul`):
+``1 / tau_T = 100`` amplifies bf16 rounding of the teacher similarities (about 4e-3) into a
+visibly different target distribution.
+
+:func:`seed_loss` is the fused implementation used in training; :func:`seed_loss_reference` is
+the formula written with autograd, the oracle the tests compare it with. Pure torch: no
+solo-learn import, so it serves any training loop.
 """
 
 from __future__ import annotations
@@ -41,31 +54,11 @@ def seed_loss_reference(
     tau_teacher: float = 0.01,
     tau_student: float = 0.2,
 ) -> Tensor:
-    """Float32 reference of :func:`seed_loss`, written as the paper states it (autograd throughout).
+    """:func:`seed_loss` as the paper writes it, in float32 with autograd throughout.
 
-    Cross-entropy between the teacher's and the student's similarity distributions over D+.
-
-    ``p_T = softmax(z_T . D+ / tau_T)``, ``p_S = softmax(z_S . D+ / tau_S)`` and
-    ``L = mean_i -sum_j p_T,j log p_S,j``, where ``D+`` is the queue ``D`` plus the sample's own
-    teacher embedding ``z_T``. As ``tau_T -> 0``, ``p_T`` is one-hot on ``z_T`` and ``L`` is InfoNCE
-    with ``z_T`` as the positive key.
-
-    Everything runs in float32 even under autocast, and the products in full float32 even where
-    TF32 is allowed (:func:`ieee_float32_matmul`): ``1 / tau_T = 100`` amplifies bf16 rounding of
-    the teacher similarities (about 4e-3) into a visibly different target distribution. (The
-    autograd backward runs later, under the caller's setting.)
-
-    Args:
-        student: (B, d) L2-normalised student embeddings z_S; gradients flow into it.
-        teacher: (B, d) L2-normalised teacher embeddings z_T of the same views; detached here.
-        queue: (K, d) L2-normalised past teacher embeddings D, as they were before this step
-            (K may be 0 while the queue fills). Detached here; it must not be modified in place
-            before backward runs, so enqueue after the optimizer step.
-        tau_teacher: tau_T, temperature of the target distribution (paper: 0.01).
-        tau_student: tau_S, temperature of the student distribution (paper: 0.2).
-
-    Returns:
-        Scalar loss, the mean over the B samples.
+    Same arguments and result. Unlike the fused loss it saves the queue for backward, so the
+    queue must not be modified in place before backward runs (enqueue after the optimizer
+    step); and its backward runs later, under the caller's matmul precision.
     """
     _check_inputs(student, teacher, queue, tau_teacher, tau_student)
     device_type = student.device.type
@@ -190,23 +183,13 @@ def seed_loss(
     tau_teacher: float = 0.01,
     tau_student: float = 0.2,
 ) -> Tensor:
-    """Cross-entropy between the teacher's and the student's similarity distributions over D+.
-
-    ``p_T = softmax(z_T . D+ / tau_T)``, ``p_S = softmax(z_S . D+ / tau_S)`` and
-    ``L = mean_i -sum_j p_T,j log p_S,j``, where ``D+`` is the queue ``D`` plus the sample's own
-    teacher embedding ``z_T``. As ``tau_T -> 0``, ``p_T`` is one-hot on ``z_T`` and ``L`` is InfoNCE
-    with ``z_T`` as the positive key.
+    """The SEED loss L (module docstring), fused.
 
     The fused path: one (2B x d) x (d x K) product gives both similarity matrices, the softmaxes
     run in place, and the gradient is formed in the forward (one (B x K) x (K x d) product), so
     no (B, K+1) logits are concatenated, no queue copy is made and nothing waits on the device.
-    It equals :func:`seed_loss_reference` to float32 rounding (``tests/test_loss_fast.py``:
+    It equals :func:`seed_loss_reference` to float32 rounding (``tests/test_loss_fused.py``:
     loss within 1e-5 relative, gradient within 1e-5 relative of its largest entry).
-
-    Everything runs in float32 (float64 if an input is float64) even under autocast, and the
-    products in full float32 even where TF32 is allowed (:func:`ieee_float32_matmul`):
-    ``1 / tau_T = 100`` amplifies bf16 rounding of the teacher similarities (about 4e-3) into a
-    visibly different target distribution.
 
     Args:
         student: (B, d) L2-normalised student embeddings z_S; gradients flow into it.

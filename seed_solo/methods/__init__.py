@@ -7,7 +7,7 @@ def register() -> None:
     """Add ``METHODS["seed"]`` and the students to solo-learn, idempotently, editing no file."""
     from solo.methods.base import BaseMethod
 
-    from seed_solo.backbones import register_with_solo
+    from seed_solo.students import register_with_solo
 
     register_with_solo(BaseMethod._BACKBONES)
     # the module adds METHODS["seed"] once it has defined SEED; a plain module import (not

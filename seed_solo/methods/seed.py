@@ -10,21 +10,16 @@ import torch
 import torch.nn.functional as F
 from solo.methods.base import BaseMethod
 from solo.utils.misc import omegaconf_select
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn.modules.module import _IncompatibleKeys
 
 from seed_solo.distributed import ddp_ignore
 from seed_solo.losses import seed_loss
+from seed_solo.names import unknown_name
+from seed_solo.nets.projector import projection_head
 from seed_solo.queue import EmbeddingQueue
 
 TEACHER_PREFIX = "teacher."
-
-
-def projection_head(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Module:
-    """The student head of the paper: Linear(F, hidden) - ReLU - Linear(hidden, d)."""
-    return nn.Sequential(
-        nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
-    )
 
 
 class SEED(BaseMethod):
@@ -89,13 +84,8 @@ class SEED(BaseMethod):
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
         cfg = super(SEED, SEED).add_and_assert_specific_cfg(cfg)
         if cfg.backbone.name not in BaseMethod._BACKBONES:
-            import difflib
-
-            close = difflib.get_close_matches(str(cfg.backbone.name), BaseMethod._BACKBONES, n=3)
             raise KeyError(
-                f"unknown student backbone {cfg.backbone.name!r}"
-                + (f" (did you mean {', '.join(close)}?)" if close else "")
-                + f"; known: {', '.join(sorted(BaseMethod._BACKBONES))}."
+                unknown_name("student backbone", str(cfg.backbone.name), BaseMethod._BACKBONES)
             )
         kw = "method_kwargs."
         teacher = omegaconf_select(cfg, kw + "teacher", None)

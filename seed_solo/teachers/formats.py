@@ -27,10 +27,10 @@ from typing import Any, Callable, Dict, Mapping, Set, Tuple
 
 from torch import nn
 
-from seed_solo.teachers.checkpoint import StateDict, load_exact, unwrap_state_dict
+from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD, Renormalize
+from seed_solo.nets.resnet import ResNet, arch_name, spec_from_state_dict
+from seed_solo.state_dict import StateDict, load_exact, unwrap_state_dict
 from seed_solo.teachers.heads import Embedder, mlp_from_state_dict, output_dim
-from seed_solo.teachers.hub import IMAGENET_MEAN, IMAGENET_STD, Renormalize
-from seed_solo.teachers.resnet import ResNet, arch_name, spec_from_state_dict
 
 INPUT_NORMS = ("imagenet", "none")
 

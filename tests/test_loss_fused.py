@@ -4,16 +4,16 @@ Stated tolerance: the loss within 1e-5 relative (1e-6 absolute) and the gradient
 relative to its largest entry, i.e. float32 rounding; in float64 both agree to 1e-10.
 """
 
+import functools
+
 import pytest
 import torch
 import torch.nn.functional as F
+from vectors import unit as unit_vectors
 
 from seed_solo.losses import seed_loss, seed_loss_reference
 
-
-def unit(*shape, seed=0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1).to(dtype)
+unit = functools.partial(unit_vectors, dtype=torch.float32)  # float32 unless asked
 
 
 def near(*shape, around, spread, seed):

@@ -5,13 +5,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from vectors import unit
 
 from seed_solo.losses import seed_loss
-
-
-def unit(*shape, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(*shape, generator=g, dtype=torch.float64), dim=-1)
 
 
 def naive_seed_loss(z_s, z_t, queue, tau_t, tau_s):

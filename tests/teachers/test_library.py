@@ -51,7 +51,7 @@ def test_torchvision_wrong_weights_name_the_keys(tmp_path):
 
 
 def test_unknown_model_names_suggest_close_ones():
-    with pytest.raises(ValueError, match="closest: resnet18"):
+    with pytest.raises(ValueError, match="Did you mean resnet18"):
         load_teacher("torchvision:resnet17")
     with pytest.raises(ValueError, match="unknown timm model"):
         load_teacher("timm:not_a_model_xyz")

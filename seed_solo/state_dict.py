@@ -1,4 +1,7 @@
-"""Reading checkpoint files safely and loading state dicts with exact key checks."""
+"""Checkpoint files and state dicts: read safely (weights only), load with every key checked.
+
+Teachers and students alike go through here; it imports neither.
+"""
 
 from __future__ import annotations
 
@@ -60,11 +63,13 @@ class _InertPickleModule:
     __name__ = "seed_solo_inert_pickle"
 
 
-def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False) -> Any:
+def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False,
+                    what: str = "checkpoint") -> Any:
     """Load ``path`` on the CPU with ``weights_only=True``.
 
     Args:
         path: a ``torch.save`` file.
+        what: how errors name the file (``teacher checkpoint``).
         allow_inert_objects: when the weights-only load refuses a pickled object (a Lightning
             ``.ckpt`` of solo-learn holds ``functools.partial`` in its schedulers), load again
             with an unpickler that imports no code and turns every such object into an inert
@@ -76,10 +81,7 @@ def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False) -
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"teacher checkpoint {str(path)!r} does not exist; pass an existing file, a zoo name "
-            "(see `seed-solo zoo list`), a url, or torchvision:NAME / timm:NAME."
-        )
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; pass an existing file.")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -151,3 +153,18 @@ def load_exact(module: nn.Module, sd: Mapping[str, Tensor], what: str = "teacher
             f"{what}: {len(bad)} tensor shapes do not fit the model: {'; '.join(bad[:4])}.{hint}"
         )
     module.load_state_dict(sd, strict=True)
+
+
+def load_prefixed(module: nn.Module, state: Mapping[str, Tensor], prefix: str, what: str) -> None:
+    """Load the entries of ``state`` under ``prefix`` into ``module``, with every key checked.
+
+    A wrong prefix would otherwise load nothing silently (solo-learn's main_linear loads with
+    strict=False); here any missing or unexpected key is an error that names it.
+    """
+    sub = strip_prefix(state, prefix)
+    if not sub:
+        raise ValueError(
+            f"no '{prefix}*' keys in the checkpoint for the {what}; found prefixes "
+            f"{sorted({k.split('.')[0] for k in state})}. Is it a solo-learn/seed-solo checkpoint?"
+        )
+    load_exact(module, sub, what=what, source_key=lambda k: prefix + k)

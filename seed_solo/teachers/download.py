@@ -1,0 +1,217 @@
+"""Getting a teacher's file: a cache, checksums, atomic downloads, one download per node.
+
+Downloads land in ``SEED_SOLO_CACHE`` (default ``~/.cache/seed_solo``): each goes to a temporary
+file beside its destination and is renamed into place only when complete (Content-Length
+reached) and verified (md5/sha256 prefix, where known), so a partial or corrupt file is never
+used. ``SEED_SOLO_OFFLINE=1`` never touches the network. Under DDP only the first process of
+each node (``LOCAL_RANK`` 0, else rank 0) downloads while the others wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import List, Tuple, Union
+from urllib.parse import urlparse
+
+from seed_solo.atomic import atomic_path
+from seed_solo.distributed import rank as global_rank
+from seed_solo.teachers.zoo import ZooEntry
+
+ENV_CACHE = "SEED_SOLO_CACHE"
+ENV_OFFLINE = "SEED_SOLO_OFFLINE"
+CHUNK = 1 << 20
+
+
+def cache_dir(override: Union[str, Path] | None = None) -> Path:
+    """``override``, else ``SEED_SOLO_CACHE``, else ``~/.cache/seed_solo``."""
+    return Path(override or os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "seed_solo")
+
+
+def offline() -> bool:
+    return os.environ.get(ENV_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def file_digest(path: Path, algo: str) -> str:
+    h = hashlib.new(algo)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def parse_checksum(checksum: str | None) -> Tuple[str, str] | None:
+    """``md5:ab12`` -> (``md5``, ``ab12``); a bare hex string of 64 chars is sha256, else md5."""
+    if not checksum:
+        return None
+    algo, sep, digest = checksum.partition(":")
+    if not sep:
+        algo, digest = ("sha256" if len(checksum) == 64 else "md5"), checksum
+    algo = algo.lower()
+    if algo not in ("md5", "sha256") or not digest:
+        raise ValueError(f"checksum {checksum!r} is not 'md5:<hex>' or 'sha256:<hex>'.")
+    return algo, digest.lower()
+
+
+def verify(path: Path, checksum: str | None) -> str | None:
+    """None when ``path`` matches ``checksum`` (or there is none), else what it hashed to."""
+    parsed = parse_checksum(checksum)
+    if parsed is None:
+        return None
+    algo, prefix = parsed
+    digest = file_digest(path, algo)
+    return None if digest.startswith(prefix) else f"{algo}:{digest}"
+
+
+def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) -> None:
+    """Fetch ``url`` into ``dest`` atomically: renamed into place only if complete and verified."""
+    from tqdm import tqdm
+
+    parsed = parse_checksum(checksum)
+    h = hashlib.new(parsed[0]) if parsed else None
+    received = 0
+    with atomic_path(dest) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            length = resp.headers.get("Content-Length")
+            total = int(length) if length is not None else None
+            with open(tmp, "wb") as f, tqdm(total=total, unit="B", unit_scale=True,
+                                            desc=dest.name, disable=None) as bar:
+                while True:
+                    try:
+                        block = resp.read(CHUNK)
+                    except Exception as err:  # http.client.IncompleteRead and socket errors
+                        raise OSError(
+                            f"transfer of {url} broke after {received} bytes: {err}"
+                        ) from err
+                    if not block:
+                        break
+                    f.write(block)
+                    if h is not None:
+                        h.update(block)
+                    received += len(block)
+                    bar.update(len(block))
+        if total is not None and received != total:
+            raise OSError(
+                f"truncated transfer from {url}: got {received} of {total} bytes; the partial "
+                "file was deleted, retry the download."
+            )
+        if h is not None and not h.hexdigest().startswith(parsed[1]):
+            raise ChecksumError(
+                f"checksum mismatch for {url}: expected {parsed[0]} {parsed[1]}..., got "
+                f"{h.hexdigest()}; the downloaded file was deleted. Check the url and checksum, "
+                "or retry."
+            )
+
+
+class ChecksumError(ValueError):
+    """A file's hash does not start with the expected prefix."""
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _is_downloader() -> bool:
+    local = os.environ.get("LOCAL_RANK")
+    return (int(local) if local is not None else global_rank()) == 0
+
+
+def download(urls: List[str], dest: Path, checksum: str | None = None,
+             timeout: float = 60.0) -> Path:
+    """``dest``, downloaded from the first of ``urls`` that works unless already there and valid.
+
+    A cached file that fails ``checksum`` is deleted and downloaded again. Under DDP only the
+    first process per node downloads; the others wait at a barrier and then use the file.
+
+    Raises:
+        RuntimeError: offline mode and no cached file (says which url to fetch and where to put
+            it), or every url failed (says why).
+        ChecksumError: every url gave a file that failed the checksum.
+    """
+    dest = Path(dest)
+    distributed = _barrier_needed()
+    error: BaseException | None = None
+    if not distributed or _is_downloader():
+        try:
+            _ensure(urls, dest, checksum, timeout)
+        except BaseException as err:  # the other ranks must still pass the barrier
+            error = err
+    if distributed:
+        _barrier()
+    if error is not None:
+        raise error
+    if not dest.is_file():
+        raise RuntimeError(
+            f"{str(dest)!r} is missing after the downloading process finished; see its log, or "
+            f"fetch {urls[0]} to that path by hand."
+        )
+    return dest
+
+
+def _barrier_needed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -> None:
+    if dest.is_file():
+        bad = verify(dest, checksum)
+        if bad is None:
+            return
+        dest.unlink()
+        if offline():
+            raise ChecksumError(
+                f"cached {str(dest)!r} hashed to {bad}, expected {checksum}; it was deleted. "
+                f"{ENV_OFFLINE}=1 forbids downloading: fetch {urls[0]} and put it at {dest}."
+            )
+        print(f"seed-solo: cached {dest} hashed to {bad}, expected {checksum}; deleted it, "
+              "downloading again.")
+    if offline():
+        raise RuntimeError(
+            f"{ENV_OFFLINE}=1: not downloading; fetch {urls[0]} and put it at {dest}, or unset "
+            f"{ENV_OFFLINE}."
+        )
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in urls:
+        try:
+            _download_one(url, dest, checksum, timeout)
+            return
+        except ChecksumError as err:
+            failures.append(err)
+        except (OSError, urllib.error.URLError) as err:
+            failures.append(err)
+    if all(isinstance(f, ChecksumError) for f in failures):
+        raise failures[-1]
+    raise RuntimeError(
+        f"could not download {dest.name}: "
+        + "; ".join(f"{u}: {f}" for u, f in zip(urls, failures))
+        + f". Fetch it by hand and put it at {dest}."
+    )
+
+
+def cached_path(entry: ZooEntry, cache: Union[str, Path] | None = None) -> Path:
+    return cache_dir(cache) / entry.filename
+
+
+def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
+    """The local file of zoo ``entry``, downloaded and verified on first use."""
+    return download(entry.urls(), cached_path(entry, cache_dir), entry.checksum)
+
+
+def download_url(url: str, checksum: str | None = None,
+                 cache_dir: Union[str, Path] | None = None) -> Path:
+    """A plain url, cached as ``urls/<sha1 of url, 10 chars>-<file name>`` in the cache."""
+    name = Path(urlparse(url).path).name or "checkpoint.pth"
+    key = hashlib.sha1(url.encode()).hexdigest()[:10]
+    return download([url], _cache(cache_dir) / "urls" / f"{key}-{name}", checksum)
+
+
+_cache = cache_dir  # the name, shadowed by the arguments above

@@ -1,0 +1,126 @@
+"""The Lightning side of the entry points, as solo-learn's ``main_*.py`` scripts set it up.
+
+solo-learn installs its ``solo`` package but not its scripts; these rebuild what they do from
+solo-learn's own modules (its Checkpointer and AutoResumer), on a CPU as well as on GPUs, plus a
+``metrics.jsonl`` history per run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from pathlib import Path
+from typing import Any, List, Tuple
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+
+def devices_for_parse(cfg: DictConfig) -> Any:
+    """solo-learn's parse_cfg scales the lr by ``len(cfg.devices)``: give it a list.
+
+    Returns the user's original value, to hand to the Trainer afterwards.
+    """
+    original = cfg.get("devices", 1)
+    if isinstance(original, int):
+        cfg.devices = list(range(max(1, original)))
+    elif isinstance(original, str):
+        count = int(original) if original.isdigit() else len(original.split(","))
+        cfg.devices = list(range(max(1, count)))
+    return original
+
+
+class MetricsHistory(Callback):
+    """Lightning callback that appends the epoch's logged metrics to ``metrics.jsonl``.
+
+    The file sits in the run's checkpoint folder (or ``directory``), one JSON object per
+    epoch, so per-epoch curves (online kNN, losses) survive without any logger service.
+    """
+
+    def __init__(self, checkpointer: Any = None, directory: str | None = None):
+        self.checkpointer = checkpointer
+        self.directory = directory
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero or trainer.sanity_checking:
+            return
+        folder = self.directory or getattr(self.checkpointer, "path", None)
+        if folder is None:
+            return
+        row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for key, value in trainer.callback_metrics.items():
+            if torch.is_tensor(value) and value.numel() == 1:
+                row[key] = float(value)
+            elif isinstance(value, (int, float)):
+                row[key] = float(value)
+        os.makedirs(folder, exist_ok=True)
+        with open(Path(folder) / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
+    """A Lightning Trainer from the Trainer arguments found at the top of ``cfg``."""
+    from lightning.pytorch import Trainer
+    from lightning.pytorch.strategies.ddp import DDPStrategy
+
+    logger: Any = False  # None would make Lightning create a CSVLogger in the working dir
+    if cfg.wandb.enabled:
+        from lightning.pytorch.loggers.wandb import WandbLogger
+
+        logger = WandbLogger(
+            name=cfg.name,
+            project=cfg.wandb.project,
+            entity=cfg.wandb.entity,
+            offline=cfg.wandb.offline,
+        )
+        logger.log_hyperparams(OmegaConf.to_container(cfg))
+    kwargs = OmegaConf.to_container(cfg)
+    valid = inspect.signature(Trainer.__init__).parameters
+    kwargs = {name: kwargs[name] for name in valid if name in kwargs}
+    strategy = cfg.strategy
+    kwargs.update(
+        {
+            "devices": devices,
+            "logger": logger,
+            "callbacks": callbacks,
+            "enable_checkpointing": False,
+            "strategy": DDPStrategy(find_unused_parameters=False)
+            if strategy == "ddp"
+            else (strategy or "auto"),
+        }
+    )
+    return Trainer(**kwargs)
+
+
+def checkpoint_and_resume(cfg: DictConfig, subdir: str) -> Tuple[List[Any], str | None]:
+    """solo-learn's Checkpointer (+ metrics history) and the checkpoint to resume from."""
+    from solo.utils.auto_resumer import AutoResumer
+    from solo.utils.checkpointer import Checkpointer
+
+    ckpt_path = None
+    if cfg.auto_resume.enabled and cfg.resume_from_checkpoint is None:
+        resumer = AutoResumer(
+            checkpoint_dir=os.path.join(cfg.checkpoint.dir, subdir),
+            max_hours=cfg.auto_resume.max_hours,
+        )
+        ckpt_path, _ = resumer.find_checkpoint(cfg)
+        if ckpt_path is not None:
+            print(f"Resuming from {ckpt_path}, a previous run with the same settings.")
+    elif cfg.resume_from_checkpoint is not None:
+        ckpt_path = cfg.resume_from_checkpoint
+        del cfg.resume_from_checkpoint
+
+    callbacks: List[Any] = []
+    checkpointer = None
+    if cfg.checkpoint.enabled:
+        checkpointer = Checkpointer(
+            cfg,
+            logdir=os.path.join(cfg.checkpoint.dir, subdir),
+            frequency=cfg.checkpoint.frequency,
+            keep_prev=cfg.checkpoint.keep_prev,
+        )
+        callbacks.append(checkpointer)
+    callbacks.append(MetricsHistory(checkpointer, cfg.get("metrics_dir")))
+    return callbacks, (str(ckpt_path) if ckpt_path is not None else None)
