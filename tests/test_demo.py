@@ -235,3 +235,21 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 11
     assert json.loads((out / "summary.json").read_text())["results"] == results
+
+
+def test_missing_dependencies_are_named_before_any_stage(tmp_path, monkeypatch):
+    from seed_solo.demo import run as demo_run
+
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
+    needs = (("json", "never missing"), ("no_such_module_for_the_demo", "get it with X."))
+    problems = demo_run.missing(tmp_path / "out", needs)
+    assert problems[0] == "get it with X."
+    assert "FASHION_MNIST_DIR" in problems[1] and "empty" in problems[1] and len(problems) == 2
+
+    env = {**os.environ, "FASHION_MNIST_DIR": str(tmp_path / "empty"), "PYTHONWARNINGS": "ignore"}
+    run = subprocess.run([sys.executable, "-m", "seed_solo.demo.run", "--quick", "--out",
+                          str(tmp_path / "out")], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.startswith("error: the demo cannot start:\n- FASHION_MNIST_DIR=")
+    assert "Traceback" not in run.stderr and not (tmp_path / "out").exists()

