@@ -166,6 +166,21 @@ EOF
     exit 1
 }
 
+# pip ends an install with a report of installed packages whose requirements are not met; with
+# solo-learn installed --no-deps on purpose, its own pins (lightning==2.1.2, wandb) are expected
+# there: those lines give way to one note, any other line of the report stays
+install_editable() {
+    "$PY" -m pip install --quiet --disable-pip-version-check -e "$SEED_SOLO_ROOT[dev,demo]" 2>&1 \
+        | awk '
+            /^ERROR: pip.s dependency resolver does not currently take into account/ {
+                header = $0; next }
+            /^solo-learn [0-9.]+ requires / { solo = 1; next }
+            header != "" && /requires|incompatible/ { print header; header = "" }
+            { print }
+            END { if (solo) print "note: solo-learn is installed with --no-deps on purpose:" \
+                  " seed-solo'"'"'s pins (lightning, torchmetrics<0.12) apply, not its own." }'
+}
+
 # --- 4. the demo's data (never fails the set-up) -------------------------------------------
 
 data_location() {
@@ -241,9 +256,11 @@ main() {
     ensure_env
     echo "set-up: installing seed-solo and its dependencies into $(seed_solo_env_prefix "$SEED_SOLO_ROOT")" \
         "(a minute or two the first time)"
-    pip_install "setuptools<81"
-    pip_install -e "$SEED_SOLO_ROOT[dev,demo]"
+    pip_install "setuptools<81"  # solo-learn's setup.py imports pkg_resources
+    # solo-learn before the long install, so that a machine without any of its three sources
+    # learns it in seconds; with --no-deps it needs nothing else installed
     install_solo
+    install_editable
     install_data
     printf '%s\nsolo-learn=%s\n' "$(stamp_key)" "$SOLO_SOURCE" >"$STAMP"
     summary "$SOLO_SOURCE"
