@@ -3,7 +3,14 @@
 # Values are single-quoted for hydra, since solo-learn checkpoint names contain '=' (ep=9).
 
 SEED_SOLO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PYTHON="${PYTHON:-python}"
+# The python: $PYTHON if set; else that of the environment `make setup` installs into (the
+# active virtualenv or conda env, else .venv here: scripts/env.sh) once it exists; else python.
+# shellcheck source=scripts/env.sh
+source "$SEED_SOLO_ROOT/scripts/env.sh"
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON="$(seed_solo_env_python "$SEED_SOLO_ROOT")"
+    [ -x "$PYTHON" ] || PYTHON=python
+fi
 
 require() { # NAME HELP
     if [ -z "${!1:-}" ]; then
