@@ -44,7 +44,7 @@ seed_solo_distill() { # DATASET CONFIG [overrides...]
 }
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]
-    require CKPT "Set CKPT to the student's checkpoint (trained_models/seed/<run>/<name>.ckpt)."
+    require CKPT "Set CKPT to the student's run folder (trained_models/seed/<run>: its last checkpoint is taken) or a .ckpt file."
     run_hydra linear "$1" "$2" "pretrained_feature_extractor='$CKPT'" "${@:3}"
 }
 

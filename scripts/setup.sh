@@ -218,7 +218,8 @@ install_data() {
         echo "Fashion-MNIST: apt-get could not install dataset-fashion-mnist."
     fi
     echo "Fashion-MNIST: not installed; the demo reads \$FASHION_MNIST_DIR, else" \
-        "$FASHION_MNIST_DEBIAN (Debian: apt-get install dataset-fashion-mnist)."
+        "$FASHION_MNIST_DEBIAN (Debian: apt-get install dataset-fashion-mnist), else downloads" \
+        "it with torchvision (needs internet)."
 }
 
 # --- the summary and the modes -------------------------------------------------------------

@@ -3,13 +3,15 @@
 # the same student trained with MoCo v2+ alone; kNN + linear evaluation, table and plot.
 #   bash scripts/distill/demo/seed_demo.sh           # ~20 min on 2 CPU cores
 #   bash scripts/distill/demo/seed_demo.sh --quick   # the whole pipeline in about a minute
-# Needs: pip install -e ".[demo]" (and solo-learn), apt-get install dataset-fashion-mnist.
+# `make demo` sets everything up first; the demo itself names anything missing before it starts.
 # Rerunning skips the stages already done; delete demo_runs/<full|quick> to start over.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"  # PYTHON: the set-up's environment
 # idle OpenMP threads sleep instead of spinning: on a shared or busy CPU, spinning threads
 # of the trainer and the data workers slow each other down several times over
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}"
 cd "$ROOT"
-exec "${PYTHON:-python}" -m seed_solo.demo.run "$@"
+exec "$PYTHON" -m seed_solo.demo.run "$@"
