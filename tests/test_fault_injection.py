@@ -50,17 +50,21 @@ def _queue(ckpt):
     return state["queue.embeddings"][: int(state["queue.num_filled"])]
 
 
-def _kill_once(cmd, env, out, mode, rng):
-    """Start the run, kill -9 its process group mid-save or at a random moment; the phase."""
+def _kill_once(cmd, env, out, mode, rng, nth_save=1):
+    """Start the run, kill -9 its process group during its ``nth_save`` checkpoint write
+    (``mode="save"``) or at a random moment; returns the phase it was killed in."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + (rng.uniform(12, 45) if mode == "random" else 300)
-    phase = "finished before the kill"
+    phase, saves, saving = "finished before the kill", 0, False
     while proc.poll() is None and time.time() < deadline:
-        if mode == "save" and any(temp_files(d) for d in (out / "seed").glob("*")
-                                  if (out / "seed").is_dir()):
-            phase = "mid-save"
-            break
+        if mode == "save":
+            now = (out / "seed").is_dir() and any(temp_files(d) for d in (out / "seed").glob("*"))
+            saves += now and not saving
+            saving = now
+            if saving and saves == nth_save:
+                phase = "mid-save"
+                break
         time.sleep(0.002 if mode == "save" else 0.05)
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -79,7 +83,8 @@ def test_kill_and_rerun_always_finishes_and_keeps_the_queue(tiny_data, tmp_path)
         tmpdir = Path("/dev/shm") / f"seed-solo-fault-{os.getpid()}-{seed}"
         tmpdir.mkdir()
         env, cmd = _env(tiny_data, tmpdir), _command(out)
-        phase = _kill_once(cmd, env, out, "save" if seed % 2 == 0 else "random", rng)
+        phase = _kill_once(cmd, env, out, "save" if seed % 2 == 0 else "random", rng,
+                           nth_save=1 + (seed // 2) % 2)
         counts["kills"] += phase != "finished before the kill"
         counts[phase] = counts.get(phase, 0) + 1
 
