@@ -59,7 +59,7 @@ def _kill_once(cmd, env, out, mode, rng, nth_save=1):
     phase, saves, saving = "finished before the kill", 0, False
     while proc.poll() is None and time.time() < deadline:
         if mode == "save":
-            now = (out / "seed").is_dir() and any(temp_files(d) for d in (out / "seed").glob("*"))
+            now = any((out / "seed").glob("*/.*.ckpt.*.part"))  # a checkpoint being written
             saves += now and not saving
             saving = now
             if saving and saves == nth_save:
