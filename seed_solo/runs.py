@@ -46,16 +46,19 @@ def find_checkpoint(path: Union[str, Path], log=print) -> Path:
     path = Path(path)
     if not path.is_dir():
         return path
+    broken = []
     for ckpt in reversed(checkpoints(path)):
         try:
             check_readable(ckpt)
         except ValueError as err:
             log(f"seed-solo: skipping {err}")
+            broken.append(str(err))
             continue
         return ckpt
     raise FileNotFoundError(
         f"no whole *.ckpt file in {str(path)!r}; pass a checkpoint file or the run folder "
         "<checkpoint.dir>/<method>/<run> that holds one."
+        + (f" Passed over: {'; '.join(broken)}" if broken else "")
     )
 
 

@@ -66,5 +66,5 @@ def test_knn_of_a_truncated_student_checkpoint_names_the_file(tiny_data, tmp_pat
     proc = run([sys.executable, "-m", "seed_solo.knn", "--pretrained_checkpoint_dir",
                 str(tmp_path), "--dataset", "custom", "--train_data_path",
                 f"{tiny_data}/train", "--val_data_path", f"{tiny_data}/val"])
-    assert_one_line_error(proc, "error: student checkpoint ")
-    assert "run-ep=3.ckpt' is truncated" in proc.stderr
+    assert_one_line_error(proc, f"error: no whole *.ckpt file in '{tmp_path}'")
+    assert "Passed over: checkpoint" in proc.stderr and "run-ep=3.ckpt' is truncated" in proc.stderr
