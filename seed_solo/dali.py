@@ -1,4 +1,4 @@
-"""solo-learn's DALI data modules (``data.format=dali``), on GPUs and on a CPU (``dali.device=cpu``).
+"""solo-learn's DALI data modules (``data.format=dali``) on GPUs and on a CPU (``dali.device=cpu``).
 
 solo-learn's modules create every DALI pipeline with ``device_id=trainer.local_rank``, which
 asks DALI for a CUDA context even when all operators run on the CPU, so they fail on a machine
@@ -38,7 +38,7 @@ def check_device(cfg: DictConfig, cuda_available: bool) -> None:
     """Refuse ``dali.device=gpu`` where no CUDA GPU will run it; ``cpu`` runs anywhere."""
     device = cfg.dali.device
     if device not in ("cpu", "gpu"):
-        raise ValueError(f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu.")
+        raise ValueError(f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu")
     if device == "gpu" and (cfg.get("accelerator") == "cpu" or not cuda_available):
         raise ValueError(
             "dali.device=gpu needs a CUDA GPU and accelerator=gpu; on a CPU set dali.device=cpu "

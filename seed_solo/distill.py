@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
-from seed_solo.dali import solo_dali, check_device, pretrain_datamodule
+from seed_solo.dali import check_device, pretrain_datamodule, solo_dali
 from seed_solo.hydra_cli import run_hydra
 from seed_solo.loaders import loaders_from_cfg
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
@@ -125,8 +125,8 @@ Configs (in a checkout): configs/distill/{imagenet,imagenet-100,cifar}/, one fil
 Keys to set: data.train_path, data.val_path, method_kwargs.teacher (a zoo name from
 `seed-solo zoo list`, a checkpoint path or url, or torchvision:NAME / timm:NAME).
 Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, data.format
-(dali | image_folder), dali.device (gpu | cpu), checkpoint.dir. Any other key of the config as KEY=VALUE; a key the
-config lacks as +KEY=VALUE.
+(dali | image_folder), dali.device (gpu | cpu: DALI without a GPU), checkpoint.dir. Any other
+key of the config as KEY=VALUE; a key the config lacks as +KEY=VALUE.
 """
 
 
