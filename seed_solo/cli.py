@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import List, Sequence
 
+from seed_solo.errors import EXPECTED, debug, report
 from seed_solo.teachers import download, zoo
 
 
@@ -107,9 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, FileNotFoundError, ValueError, RuntimeError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"seed-solo: error: {msg}", file=sys.stderr)
+    except EXPECTED as err:
+        if debug():
+            raise
+        report(err)
         return 2
 
 

@@ -17,7 +17,12 @@ from seed_solo.dali import check_device, pretrain_datamodule, solo_dali
 from seed_solo.hydra_cli import run_hydra
 from seed_solo.loaders import loaders_from_cfg
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
-from seed_solo.trainer import build_trainer, checkpoint_and_resume, devices_for_parse
+from seed_solo.trainer import (
+    build_trainer,
+    checkpoint_and_resume,
+    devices_for_parse,
+    require_epochs,
+)
 
 # solo-learn's main_pretrain insists on 2 large crops except for these methods
 ANY_CROPS = ("seed", "wmse", "mae")
@@ -62,6 +67,7 @@ def run(cfg: DictConfig) -> None:
     from solo.utils.misc import make_contiguous
 
     OmegaConf.set_struct(cfg, False)
+    require_epochs(cfg)
     devices = devices_for_parse(cfg)
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)

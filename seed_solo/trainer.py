@@ -18,6 +18,13 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 
+def require_epochs(cfg: DictConfig) -> None:
+    """``max_epochs`` must be a whole number of at least 1 (0 would divide by zero later)."""
+    epochs = cfg.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
+
+
 def devices_for_parse(cfg: DictConfig) -> Any:
     """solo-learn's parse_cfg scales the lr by ``len(cfg.devices)``: give it a list.
 

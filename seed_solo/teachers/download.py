@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 from seed_solo.atomic import atomic_path
 from seed_solo.distributed import rank as global_rank
+from seed_solo.errors import UserError
 from seed_solo.teachers.zoo import ZooEntry
 
 ENV_CACHE = "SEED_SOLO_CACHE"
@@ -110,6 +111,10 @@ class ChecksumError(ValueError):
     """A file's hash does not start with the expected prefix."""
 
 
+class DownloadError(UserError, RuntimeError):
+    """A file could not be had: offline mode, or every url failed."""
+
+
 def _barrier() -> None:
     import torch.distributed as dist
 
@@ -130,7 +135,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     first process per node downloads; the others wait at a barrier and then use the file.
 
     Raises:
-        RuntimeError: offline mode and no cached file (says which url to fetch and where to put
+        DownloadError: offline mode and no cached file (says which url to fetch and where to put
             it), or every url failed (says why).
         ChecksumError: every url gave a file that failed the checksum.
     """
@@ -147,7 +152,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     if error is not None:
         raise error
     if not dest.is_file():
-        raise RuntimeError(
+        raise DownloadError(
             f"{str(dest)!r} is missing after the downloading process finished; see its log, or "
             f"fetch {urls[0]} to that path by hand."
         )
@@ -174,7 +179,7 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
         print(f"seed-solo: cached {dest} hashed to {bad}, expected {checksum}; deleted it, "
               "downloading again.")
     if offline():
-        raise RuntimeError(
+        raise DownloadError(
             f"{ENV_OFFLINE}=1: not downloading; fetch {urls[0]} and put it at {dest}, or unset "
             f"{ENV_OFFLINE}."
         )
@@ -190,7 +195,7 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
             failures.append(err)
     if all(isinstance(f, ChecksumError) for f in failures):
         raise failures[-1]
-    raise RuntimeError(
+    raise DownloadError(
         f"could not download {dest.name}: "
         + "; ".join(f"{u}: {f}" for u, f in zip(urls, failures))
         + f". Fetch it by hand and put it at {dest}."

@@ -79,10 +79,10 @@ def build_teacher(source: str, format: str = "auto",
         raise ValueError(f"{str(path)!r} is a folder without solo-learn *.ckpt files; pass a "
                          "checkpoint file.")
     if fmt.startswith(LIBRARY_PREFIXES):
-        sd = unwrap_state_dict(read_checkpoint(path))
+        sd = unwrap_state_dict(read_checkpoint(path, what="teacher checkpoint"))
         model, dim, pre = library_teacher(fmt, sd)
         return model, dim, pre, f"{fmt} from {path.name}"
-    raw = read_checkpoint(path)
+    raw = read_checkpoint(path, what="teacher checkpoint")
     input_norm = options.get("input_norm") or defaults.get("input_norm")
     return build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm)
 
