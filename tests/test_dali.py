@@ -230,6 +230,6 @@ def test_dali_on_gpu_with_a_cpu_accelerator_is_a_clear_error(jpegs, tmp_path):
                 *cpu, "accelerator=cpu", "dali.device=gpu",
                 "max_epochs=1", f"data.train_path={jpegs}/train", f"data.val_path={jpegs}/val",
                 "method_kwargs.teacher=torchvision:resnet18", f"checkpoint.dir={tmp_path}"],
-               expect=1)
-    assert "dali.device=gpu needs a CUDA GPU" in proc.stderr
+               expect=2)
+    assert "error: dali.device=gpu needs a CUDA GPU" in proc.stderr
     assert "dali.device=cpu" in proc.stderr
