@@ -35,10 +35,12 @@ def solo_dali():
 
 
 def check_device(cfg: DictConfig, cuda_available: bool) -> None:
-    """Refuse ``dali.device=gpu`` where no CUDA GPU will run it; ``cpu`` runs anywhere."""
-    device = cfg.dali.device
+    """Refuse ``data.format=dali`` without DALI installed, and ``dali.device=gpu`` where no CUDA
+    GPU will run it; ``cpu`` runs anywhere."""
+    solo_dali()
+    device = (cfg.get("dali") or {}).get("device", "gpu")
     if device not in ("cpu", "gpu"):
-        raise ValueError(f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu")
+        raise ValueError(f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu.")
     if device == "gpu" and (cfg.get("accelerator") == "cpu" or not cuda_available):
         raise ValueError(
             "dali.device=gpu needs a CUDA GPU and accelerator=gpu; on a CPU set dali.device=cpu "

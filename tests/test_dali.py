@@ -7,6 +7,7 @@ Every ImageNet config sets data.format=dali, so this is the loader those runs us
 
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -233,3 +234,19 @@ def test_dali_on_gpu_with_a_cpu_accelerator_is_a_clear_error(jpegs, tmp_path):
                expect=2)
     assert "error: dali.device=gpu needs a CUDA GPU" in proc.stderr
     assert "dali.device=cpu" in proc.stderr
+
+
+@pytest.mark.parametrize("dali, accelerator, cuda, match", [
+    ({"device": "tpu"}, "cpu", False, "dali.device='tpu' is not a DALI device"),
+    ({"device": "gpu"}, "gpu", False, "dali.device=gpu needs a CUDA GPU"),
+    (None, "cpu", True, "dali.device=gpu needs a CUDA GPU"),  # no dali block: solo's default
+])
+def test_dali_device_is_checked_before_anything_runs(dali, accelerator, cuda, match):
+    from omegaconf import OmegaConf
+
+    from seed_solo.dali import check_device
+
+    cfg = OmegaConf.create({"accelerator": accelerator, **({"dali": dali} if dali else {})})
+    with pytest.raises(ValueError, match=re.escape(match)):
+        check_device(cfg, cuda_available=cuda)
+    check_device(OmegaConf.create({"accelerator": "cpu", "dali": {"device": "cpu"}}), cuda)
