@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
 from seed_solo.dali import check_device, pretrain_datamodule, solo_dali
 from seed_solo.hydra_cli import run_hydra
+from seed_solo.images import CheckedImages, SkippedImages
 from seed_solo.loaders import loaders_from_cfg
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 from seed_solo.trainer import (
@@ -108,11 +109,17 @@ def run(cfg: DictConfig) -> None:
             no_labels=cfg.data.no_labels,
             data_fraction=cfg.data.fraction,
         )
+        train_set = CheckedImages(train_set, cfg.data.get("on_corrupt", "error"))
         train_loader = prepare_dataloader(
             train_set, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
         )
 
     callbacks, ckpt_path = checkpoint_and_resume(cfg, cfg.method)
+    if train_loader is not None:
+        from solo.utils.checkpointer import Checkpointer
+
+        checkpointer = next((c for c in callbacks if isinstance(c, Checkpointer)), None)
+        callbacks.append(SkippedImages(train_loader.dataset, checkpointer))
     trainer = build_trainer(cfg, callbacks, devices)
     if dali:
         trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)

@@ -29,10 +29,15 @@ def debug() -> bool:
 
 
 def message(err: BaseException) -> str:
-    """The error's sentence (a KeyError's without the quotes ``str`` adds)."""
+    """The error's sentence: a KeyError's without the quotes ``str`` adds, and one raised in a
+    DataLoader worker without the worker's traceback that torch puts in front of it."""
     if isinstance(err, KeyError) and err.args:
         return str(err.args[0])
-    return str(err) or type(err).__name__
+    text = str(err) or type(err).__name__
+    if "\nOriginal Traceback" in text:  # torch's ExceptionWrapper.reraise
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = last.split(": ", 1)[1] if last.startswith(type(err).__name__ + ":") else last
+    return text
 
 
 def report(err: BaseException) -> None:

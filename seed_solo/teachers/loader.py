@@ -40,7 +40,8 @@ def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     if source in registry:
         entry = registry[source]
         path = download.fetch(entry, cache_dir=options.get("cache_dir"))
-        return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm}
+        return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm,
+                                                                  "entry": entry}
     looks_like_path = "/" in source or "\\" in source or Path(source).suffix != ""
     what = "a path that does not exist" if looks_like_path else "no file and no zoo name"
     raise FileNotFoundError(
@@ -84,7 +85,26 @@ def build_teacher(source: str, format: str = "auto",
         return model, dim, pre, f"{fmt} from {path.name}"
     raw = read_checkpoint(path, what="teacher checkpoint")
     input_norm = options.get("input_norm") or defaults.get("input_norm")
-    return build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm)
+    built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm)
+    if "entry" in defaults:
+        _check_zoo_file(defaults["entry"], path, built[1], built[3])
+    return built
+
+
+def _check_zoo_file(entry: Any, path: Path, dim: int, description: str) -> None:
+    """A zoo name's file must be the network its entry describes: its d, and its architecture
+    where the file's is a named one (``nets.resnet.ARCHS``; descriptions read ``fmt arch -> d``).
+    """
+    from seed_solo.nets.resnet import ARCHS
+
+    words = description.split()
+    arch = words[1] if len(words) > 1 and words[1] in ARCHS else entry.arch
+    if dim != entry.embed_dim or arch != entry.arch:
+        raise ValueError(
+            f"{path} (zoo teacher {entry.name!r}) gives d = {dim} from a {description}, but the "
+            f"zoo entry says {entry.embed_dim} from a {entry.arch}: the cached file is another "
+            f"network; delete it and run `seed-solo zoo download {entry.name}`."
+        )
 
 
 def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any = "auto",
