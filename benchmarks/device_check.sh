@@ -4,7 +4,9 @@
 #      loss and queue tests, on that machine's torch;
 #   2. a short real SEED distillation on the GPU through solo-learn, with DALI where nvidia-dali
 #      is importable and solo-learn's image-folder loader otherwise;
-#   3. the GPU benchmark: 224 px, batch 256, bf16 autocast, channels_last, the three pairs.
+#   3. the GPU benchmark: 224 px, batch 256, bf16 autocast, channels_last, the three pairs;
+#   4. the DALI tests (tests/test_dali.py) with dali.device=gpu (SEED_SOLO_DALI_DEVICE=gpu),
+#      where nvidia-dali is importable (a 1 GB install: it must already be on that machine).
 # Run from the repository root; results go to $1, else $OUT, else benchmarks/results:
 #   bash benchmarks/device_check.sh /tmp/gpu
 set -uo pipefail
@@ -32,12 +34,14 @@ import sys
 from pathlib import Path
 sys.path.insert(0, "tests")
 from helpers_e2e import make_image_folders
-make_image_folders(Path(sys.argv[1]), classes=4, train_per_class=64, val_per_class=8, size=64)
+make_image_folders(Path(sys.argv[1]), classes=4, train_per_class=64, val_per_class=8, size=64,
+                   suffix=".jpg")
 PY
     if $py -c "import nvidia.dali" 2>/dev/null; then fmt=dali; else
         fmt=image_folder; echo "nvidia-dali is not importable: the image-folder loader instead"; fi
     timeout 200 $py -m seed_solo.distill --config-path "$PWD/configs/distill/imagenet" \
-        --config-name seed_r18 data.dataset=custom data.format=$fmt "data.train_path=$data/train" \
+        --config-name seed_r18 data.dataset=custom data.format=$fmt dali.device=gpu \
+        "data.train_path=$data/train" \
         "data.val_path=$data/val" data.num_workers=4 method_kwargs.teacher=torchvision:resnet50 \
         method_kwargs.queue_size=1024 optimizer.batch_size=64 max_epochs=2 devices=1 \
         strategy=auto sync_batchnorm=False "checkpoint.dir=$data/ckpt" wandb.enabled=False \
@@ -53,4 +57,14 @@ echo "== 3. benchmark"
 timeout 270 $py benchmarks/bench_seed.py --device cuda --reps 4 --steps 6 --json "$out/cuda.json" 2>&1 \
     | tee "$out/bench.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+echo "== 4. the DALI tests with dali.device=gpu"
+if $py -c "import nvidia.dali, solo" 2>/dev/null; then
+    SEED_SOLO_DALI_DEVICE=gpu timeout 300 $py -m pytest -q -p no:cacheprovider tests/test_dali.py \
+        2>&1 | tee "$out/dali_gpu.log"
+    [ "${PIPESTATUS[0]}" = 0 ] || status=1
+else
+    echo "DALI on the GPU not checked: nvidia-dali or solo-learn is not importable" \
+        | tee "$out/dali_gpu.log"
+fi
 exit $status

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up seed-solo in one go (what `make setup` runs; `make demo` and `make test` run it first):
 #   1. the environment: the active virtualenv or conda env, else .venv here (scripts/env.sh);
-#   2. setuptools<81, then this checkout editable with its test and demo extras (torch and the
-#      other pins come from setup.cfg);
+#   2. setuptools<81, then this checkout editable with its test, demo and DALI extras (torch and
+#      the other pins come from setup.cfg; the dali extra, nvidia-dali-cuda120, is a 425 MB
+#      download, about 1 GB installed, and runs its CPU operators without a GPU: docs/dali.md);
 #   3. solo-learn 1.0.6 (not on PyPI), always with --no-deps so seed-solo's pins stay in charge,
 #      from the first of: (a) already installed, (b) a wheelhouse folder, (c) its git commit;
 #   4. the demo's Fashion-MNIST (Debian's dataset-fashion-mnist), only where that is possible;
@@ -70,6 +71,7 @@ import sys
 root, solo = sys.argv[1:]
 assert md.version("solo-learn") == solo
 md.version("torch")
+md.version("nvidia-dali-cuda120")
 spec = importlib.util.find_spec("seed_solo")
 assert spec and os.path.realpath(spec.origin).startswith(os.path.realpath(root) + os.sep)
 PY
@@ -170,7 +172,7 @@ EOF
 # solo-learn installed --no-deps on purpose, its own pins (lightning==2.1.2, wandb) are expected
 # there: those lines give way to one note, any other line of the report stays
 install_editable() {
-    "$PY" -m pip install --quiet --disable-pip-version-check -e "$SEED_SOLO_ROOT[dev,demo]" 2>&1 \
+    "$PY" -m pip install --quiet --disable-pip-version-check -e "$SEED_SOLO_ROOT[dev,demo,dali]" 2>&1 \
         | awk '
             /^ERROR: pip.s dependency resolver does not currently take into account/ {
                 header = $0; next }
@@ -238,7 +240,7 @@ main() {
     case "${1:-}" in
         --plan)
             echo "environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")$([ -x "$PY" ] || echo " (to create)")"
-            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo]"; fi)"
+            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali]"; fi)"
             echo "solo-learn   $(solo_plan)"
             echo "demo data    $(data_plan)"
             return 0 ;;

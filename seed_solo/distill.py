@@ -4,7 +4,7 @@
         data.train_path=/data/imagenet/train method_kwargs.teacher=mocov2-r50-800ep
 
 Takes solo-learn's pretrain config schema and runs ``method=seed`` or any solo-learn method,
-on GPUs (DDP, DALI) or on a CPU (``accelerator=cpu devices=1``).
+on GPUs (DDP, DALI) or on a CPU (``accelerator=cpu devices=1``; DALI with ``dali.device=cpu``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
+from seed_solo.dali import check_device, pretrain_datamodule, solo_dali
 from seed_solo.hydra_cli import run_hydra
 from seed_solo.images import CheckedImages, SkippedImages
 from seed_solo.loaders import loaders_from_cfg
@@ -45,7 +46,7 @@ def _pretrain_transform(cfg: DictConfig, dali: bool):
     from solo.data.pretrain_dataloader import FullTransformPipeline, NCropAugmentation
 
     if dali:
-        from solo.data.dali_dataloader import build_transform_pipeline_dali
+        build_transform_pipeline_dali = solo_dali().build_transform_pipeline_dali
 
         def build(aug):
             return build_transform_pipeline_dali(cfg.data.dataset, aug, dali_device=cfg.dali.device)
@@ -80,11 +81,8 @@ def run(cfg: DictConfig) -> None:
             f"{cfg.data.num_large_crops}; set num_crops: 2 in the first augmentation."
         )
     dali = cfg.data.format == "dali"
-    if dali and (cfg.get("accelerator") == "cpu" or not torch.cuda.is_available()):
-        raise ValueError(
-            "data.format=dali needs a GPU (solo-learn's DALI loader pins a CUDA device); use "
-            "data.format=image_folder on a CPU."
-        )
+    if dali:
+        check_device(cfg, torch.cuda.is_available())
 
     model = METHODS[cfg.method](cfg)
     make_contiguous(model)
@@ -98,21 +96,7 @@ def run(cfg: DictConfig) -> None:
 
     datamodule = train_loader = None
     if dali:
-        from solo.data.dali_dataloader import PretrainDALIDataModule
-
-        datamodule = PretrainDALIDataModule(
-            dataset=cfg.data.dataset,
-            train_data_path=cfg.data.train_path,
-            transforms=transform,
-            num_large_crops=cfg.data.num_large_crops,
-            num_small_crops=cfg.data.num_small_crops,
-            num_workers=cfg.data.num_workers,
-            batch_size=cfg.optimizer.batch_size,
-            no_labels=cfg.data.no_labels,
-            data_fraction=cfg.data.fraction,
-            dali_device=cfg.dali.device,
-            encode_indexes_into_labels=cfg.dali.encode_indexes_into_labels,
-        )
+        datamodule = pretrain_datamodule(cfg, transform)
         datamodule.val_dataloader = lambda: val_loader
     else:
         from solo.data.pretrain_dataloader import prepare_dataloader, prepare_datasets
@@ -154,8 +138,8 @@ Configs (in a checkout): configs/distill/{imagenet,imagenet-100,cifar}/, one fil
 Keys to set: data.train_path, data.val_path, method_kwargs.teacher (a zoo name from
 `seed-solo zoo list`, a checkpoint path or url, or torchvision:NAME / timm:NAME).
 Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, data.format
-(dali | image_folder), checkpoint.dir. Any other key of the config as KEY=VALUE; a key the
-config lacks as +KEY=VALUE.
+(dali | image_folder), dali.device (gpu | cpu: DALI without a GPU), checkpoint.dir. Any other
+key of the config as KEY=VALUE; a key the config lacks as +KEY=VALUE.
 """
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers the students with solo-learn)
 from seed_solo.atomic import write_json
+from seed_solo.dali import check_device, classification_datamodule
 from seed_solo.hydra_cli import run_hydra
 from seed_solo.loaders import loaders_from_cfg
 from seed_solo.rebuild import build_solo_backbone
@@ -67,10 +68,8 @@ def run(cfg: DictConfig) -> dict:
     devices = devices_for_parse(cfg)
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
-    if cfg.data.format == "dali" and (
-        cfg.get("accelerator") == "cpu" or not torch.cuda.is_available()
-    ):
-        raise ValueError("data.format=dali needs a GPU; use data.format=image_folder on a CPU.")
+    if cfg.data.format == "dali":
+        check_device(cfg, torch.cuda.is_available())
 
     backbone, _ = build_solo_backbone(
         cfg.backbone.name, cfg.backbone.kwargs, cfg.pretrain_method or "", cfg.data.dataset
@@ -109,17 +108,7 @@ def run(cfg: DictConfig) -> dict:
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
     trainer = build_trainer(cfg, callbacks, devices)
     if cfg.data.format == "dali":
-        from solo.data.dali_dataloader import ClassificationDALIDataModule
-
-        datamodule = ClassificationDALIDataModule(
-            dataset=cfg.data.dataset,
-            train_data_path=cfg.data.train_path,
-            val_data_path=cfg.data.val_path,
-            num_workers=cfg.data.num_workers,
-            batch_size=cfg.optimizer.batch_size,
-            data_fraction=cfg.data.fraction,
-            dali_device=cfg.dali.device,
-        )
+        datamodule = classification_datamodule(cfg)
         datamodule.val_dataloader = lambda: val_loader
         trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
     else:
@@ -141,7 +130,8 @@ Configs (in a checkout): configs/linear/{imagenet,imagenet-100,cifar}/, one file
 scripts/linear/ wraps them.
 Keys to set: pretrained_feature_extractor (the student's .ckpt, or its run folder: the last
 checkpoint is taken), data.train_path, data.val_path.
-Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, output_json.
+Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, data.format
+(dali | image_folder), dali.device (gpu | cpu), output_json.
 """
 
 

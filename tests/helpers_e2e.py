@@ -15,8 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def make_image_folders(root: Path, classes: int = 5, train_per_class: int = 8,
-                       val_per_class: int = 4, size: int = 32, seed: int = 0) -> Path:
-    """train/ and val/ ImageFolders of PNGs: class c is a noisy image of colour c's pattern."""
+                       val_per_class: int = 4, size: int = 32, seed: int = 0,
+                       suffix: str = ".png") -> Path:
+    """train/ and val/ ImageFolders (PNG, or JPEG with ``suffix=".jpg"``, as DALI's ImageNet
+    folders hold): class c is a noisy image of colour c's pattern."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
@@ -29,5 +31,5 @@ def make_image_folders(root: Path, classes: int = 5, train_per_class: int = 8,
             base[:: (c % 4) + 2, :, (c + 1) % 3] = 120.0
             for i in range(n):
                 img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
+                Image.fromarray(img).save(folder / f"{i}{suffix}")
     return root
