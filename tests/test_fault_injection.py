@@ -55,7 +55,7 @@ def _kill_once(cmd, env, out, mode, rng, nth_save=1):
     (``mode="save"``) or at a random moment; returns the phase it was killed in."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + (rng.uniform(12, 45) if mode == "random" else 300)
+    deadline = time.time() + (rng.uniform(6, 25) if mode == "random" else 300)
     phase, saves, saving = "finished before the kill", 0, False
     while proc.poll() is None and time.time() < deadline:
         if mode == "save":
