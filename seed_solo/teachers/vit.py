@@ -1,0 +1,252 @@
+"""ViT teachers in Meta's published layouts, built with timm and converted by timm's own filters.
+
+Each layout is a pure state-dict conversion (timm's ``checkpoint_filter_fn`` for DINOv2 and
+DINOv3, a prefix rule for DINO and MoCo v3) onto a timm model whose size (width, depth, patch,
+registers) is read off the checkpoint; loading then checks every key and shape by name.
+
+============  =========================================================  ====================
+format        keys (``module.`` stripped)                                embedding -> d
+============  =========================================================  ====================
+dinov2        flat: ``cls_token``, ``pos_embed``, ``mask_token``,         CLS (384/768/1024/
+              ``register_tokens`` (reg4), ``blocks.N.ls1.gamma``,         1536), ``mean`` or
+              ``mlp.w12``/``w3`` (ViT-g)                                  ``cls+mean`` (2x)
+dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as dinov2 (384/768/
+              ``rope_embed.periods``, ``attn.qkv.bias_mask``              1024)
+dino-vit      flat timm-style ViT keys, no ``mask_token``                 CLS (384/768)
+mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
+              ``predictor.*`` dropped), ``base_encoder.head.{0..7}``      MLP -> 256
+============  =========================================================  ====================
+
+The models run at any crop size: the position embedding stays at the checkpoint's grid (DINOv2:
+37 x 37 patches of 14 px = 518 px) and is interpolated to the input's grid at each forward, as
+the original code does; a 224 px crop is 16 x 16 = 256 patches, 518 px is 1369 (about 6x the
+tokens and more than 6x the compute). DINOv3 uses RoPE and has no grid.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Mapping, Set, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from seed_solo.state_dict import StateDict, load_exact
+from seed_solo.teachers.heads import mlp_from_state_dict, output_dim
+
+EMBEDDINGS = ("cls", "mean", "cls+mean")
+
+#: ViT width -> timm size name (the published S/B/L/g sizes)
+_SIZES = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
+
+
+class TokenEmbedder(nn.Module):
+    """(B, 3, H, W) -> timm ViT tokens (B, prefix + N, D) -> CLS / patch mean / both -> head.
+
+    ``embedding``: ``cls`` (the normed CLS token, D), ``mean`` (mean of the normed patch tokens,
+    registers left out, D) or ``cls+mean`` (their concatenation, 2D: DINOv2's linear probe input).
+    """
+
+    def __init__(self, backbone: nn.Module, embedding: str = "cls",
+                 head: nn.Module | None = None) -> None:
+        super().__init__()
+        if embedding not in EMBEDDINGS:
+            raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
+                             f"{', '.join(EMBEDDINGS)}; pick one.")
+        self.backbone = backbone
+        self.head = head if head is not None else nn.Identity()
+        self.embedding = embedding
+
+    def forward(self, x: Tensor) -> Tensor:
+        tokens = self.backbone.forward_features(x)  # B x (prefix + N) x D, final norm applied
+        cls = tokens[:, 0]
+        if self.embedding == "cls":
+            z = cls
+        else:
+            mean = tokens[:, self.backbone.num_prefix_tokens:].mean(dim=1)
+            z = mean if self.embedding == "mean" else torch.cat([cls, mean], dim=1)
+        return self.head(z)
+
+
+def _depth(sd: Mapping[str, Any], prefix: str = "") -> int:
+    found = {int(m.group(1)) for k in sd if (m := re.match(re.escape(prefix) + r"blocks\.(\d+)\.",
+                                                                 k))}
+    if not found:
+        raise ValueError(f"no '{prefix}blocks.N.*' keys: this is not a ViT checkpoint; pass "
+                         "the right teacher_format.")
+    return max(found) + 1
+
+
+def _width(sd: Mapping[str, Any], key: str, fmt: str) -> int:
+    if key not in sd:
+        raise ValueError(f"{fmt} checkpoint lacks {key!r}; check teacher_format (keys start "
+                         f"{', '.join(sorted(sd)[:4])}).")
+    return int(sd[key].shape[-1])
+
+
+def _size(width: int, fmt: str) -> str:
+    if width not in _SIZES:
+        raise ValueError(f"{fmt}: a width of {width} is none of the published sizes "
+                         f"{sorted(_SIZES)}; build the model yourself or pass a timm:NAME format.")
+    return _SIZES[width]
+
+
+def _grid(num_pos: int, fmt: str) -> int:
+    side = math.isqrt(num_pos)
+    if side * side != num_pos:
+        raise ValueError(f"{fmt}: pos_embed holds {num_pos} patch positions, not a square grid.")
+    return side
+
+
+def _create(name: str, **kwargs: Any) -> nn.Module:
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=0, **kwargs).eval()
+
+
+# --- the layouts: state dict -> (timm model, converted state dict, head state dict) -----------
+def _dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    width = _width(sd, "cls_token", "dinov2")
+    patch = int(sd["patch_embed.proj.weight"].shape[-1])
+    grid = _grid(sd["pos_embed"].shape[1] - 1, "dinov2")
+    reg = "_reg4" if "register_tokens" in sd else ""
+    size = _size(width, "dinov2")
+    model = _create(f"vit_{size}_patch14{reg}_dinov2", patch_size=patch, img_size=grid * patch,
+                    depth=_depth(sd), dynamic_img_size=True)
+    return model, checkpoint_filter_fn(dict(sd), model), {}
+
+
+def _dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    from timm.models.eva import checkpoint_filter_fn
+
+    width = _width(sd, "cls_token", "dinov3")
+    size = _size(width, "dinov3")
+    bias = sd.get("blocks.0.attn.qkv.bias")
+    # timm has a qkv-bias and a bias-free variant; the distilled B/L files hold all-zero biases
+    qkvb = "_qkvb" if bias is not None and bool(bias.abs().sum() > 0) else ""
+    patch = int(sd["patch_embed.proj.weight"].shape[-1])
+    model = _create(f"vit_{size}_patch16_dinov3{qkvb}", patch_size=patch, depth=_depth(sd))
+    return model, checkpoint_filter_fn(dict(sd), model), {}
+
+
+def _dino_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    from timm.models.vision_transformer import checkpoint_filter_fn
+
+    width = _width(sd, "cls_token", "dino-vit")
+    patch = int(sd["patch_embed.proj.weight"].shape[-1])
+    grid = _grid(sd["pos_embed"].shape[1] - 1, "dino-vit")
+    size = _size(width, "dino-vit")
+    model = _create(f"vit_{size}_patch16_224", patch_size=patch, img_size=grid * patch,
+                    depth=_depth(sd), dynamic_img_size=True)
+    return model, checkpoint_filter_fn(dict(sd), model), {}
+
+
+def _mocov3_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    enc = {k[len("base_encoder."):]: v for k, v in sd.items()
+           if k.startswith("base_encoder.")}
+    rest = {k: v for k, v in sd.items()
+            if not k.startswith(("base_encoder.", "momentum_encoder.", "predictor."))}
+    width = _width(enc, "cls_token", "mocov3-vit")
+    patch = int(enc["patch_embed.proj.weight"].shape[-1])
+    grid = _grid(enc["pos_embed"].shape[1] - 1, "mocov3-vit")
+    size = _size(width, "mocov3-vit")
+    # MoCo v3's vits.py: 12 heads for ViT-S too (timm's ViT-S has 6); no key shows the count
+    heads = {384: 12, 768: 12, 1024: 16}.get(width, width // 64)
+    model = _create(f"vit_{size}_patch16_224", patch_size=patch, img_size=grid * patch,
+                    depth=_depth(enc), num_heads=heads, dynamic_img_size=True)
+    body = {k: v for k, v in enc.items() if not k.startswith("head.")}
+    head = {k[len("head."):]: v for k, v in enc.items() if k.startswith("head.")}
+    body.update(rest)  # keys outside the known prefixes: loading names them
+    return model, body, head
+
+
+@dataclass(frozen=True)
+class VitFormat:
+    """A ViT checkpoint layout.
+
+    Attributes:
+        name: the ``teacher_format`` value.
+        build: state dict (``module.`` stripped) -> (timm model, its state dict, head state dict).
+        detect: True when a key set is of this layout.
+        prefix: the checkpoint's prefix of the backbone's keys, for messages.
+        embedding: the default embedding.
+        description: one line for messages.
+    """
+
+    name: str
+    build: Callable[[StateDict], Tuple[nn.Module, StateDict, StateDict]]
+    detect: Callable[[Set[str]], bool]
+    prefix: str
+    embedding: str
+    description: str
+
+
+VIT_FORMATS: Dict[str, VitFormat] = {
+    f.name: f
+    for f in (
+        VitFormat("mocov3-vit", _mocov3_vit, lambda k: "base_encoder.cls_token" in k,
+                  "base_encoder.", "cls", "MoCo v3 ViT: base_encoder + 3-layer BN head -> 256"),
+        VitFormat("dinov3", _dinov3, lambda k: "storage_tokens" in k, "", "cls",
+                  "DINOv3 ViT (storage_tokens, RoPE): backbone only"),
+        VitFormat("dinov2", _dinov2, lambda k: "mask_token" in k and "pos_embed" in k, "", "cls",
+                  "DINOv2 ViT (+ register_tokens): backbone only"),
+        VitFormat("dino-vit", _dino_vit,
+                  lambda k: "cls_token" in k and "pos_embed" in k and "mask_token" not in k,
+                  "", "cls", "DINO ViT (timm-style keys): backbone only"),
+    )
+}
+
+
+def detect_vit(keys: Set[str]) -> str | None:
+    """The name of the ViT layout of ``keys`` (``module.`` stripped), None when none fits."""
+    for fmt in VIT_FORMATS.values():
+        if fmt.detect(keys):
+            return fmt.name
+    return None
+
+
+def _source_key(fmt: VitFormat) -> Callable[[str], str]:
+    # timm's names back to Meta's, so messages name keys as the user's file spells them
+    renames = {"dinov2": [("reg_token", "register_tokens")],
+               "dinov3": [("reg_token", "storage_tokens"), ("gamma_1", "ls1.gamma"),
+                          ("gamma_2", "ls2.gamma"), ("q_bias", "qkv.bias"),
+                          ("v_bias", "qkv.bias")]}.get(fmt.name, [])
+
+    def name(key: str) -> str:
+        for new, old in renames:
+            key = key.replace(new, old)
+        return fmt.prefix + key
+
+    return name
+
+
+def build_vit(sd: StateDict, fmt: str, name: str = "checkpoint",
+              embedding: str | None = None) -> Tuple[nn.Module, int, str]:
+    """(TokenEmbedder, d, description) of a ViT state dict ``sd`` in layout ``fmt``.
+
+    Raises:
+        ValueError: a missing, unexpected or wrong-shaped key, named as in the file.
+    """
+    layout = VIT_FORMATS[fmt]
+    embedding = embedding or layout.embedding
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
+                         f"{', '.join(EMBEDDINGS)}; pick one.")
+    model, body, head_sd = layout.build(sd)
+    load_exact(model, body, name, fmt, _source_key(layout))
+    head = None
+    if head_sd:
+        head = mlp_from_state_dict(head_sd, "relu", f"{name} head")
+        load_exact(head, head_sd, f"{name} head", fmt, lambda k: layout.prefix + "head." + k)
+    width = int(model.embed_dim)
+    feat = 2 * width if embedding == "cls+mean" else width
+    if head is not None and embedding != "cls":
+        raise ValueError(f"{fmt}: the projection head takes the CLS token; leave "
+                         "teacher_options.embedding unset or 'cls'.")
+    dim = output_dim(head, feat) if head is not None else feat
+    desc = f"{fmt} {type(model).__name__}-{width} x{len(model.blocks)} [{embedding}] -> {dim}"
+    return TokenEmbedder(model, embedding, head), dim, desc
