@@ -36,7 +36,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     e = zoo.registry(args.zoo_file).get_entry(args.name)
     path = download.cached_path(e, args.cache_dir)
     for key in ("name", "method", "arch", "epochs", "format", "embed_dim", "input_norm", "top1",
-                "licence", "checksum", "url", "mirrors", "source", "note"):
+                "licence", "checksum", "gated", "file", "url", "mirrors", "source", "note"):
         value = getattr(e, key)
         if key == "mirrors":
             value = ", ".join(value) if value else None

@@ -202,7 +202,21 @@ def cached_path(entry: ZooEntry, cache: Union[str, Path] | None = None) -> Path:
 
 
 def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
-    """The local file of zoo ``entry``, downloaded and verified on first use."""
+    """The local file of zoo ``entry``, downloaded and verified on first use.
+
+    Raises:
+        FileNotFoundError: a gated entry whose file is not in the cache (says where to get it
+            and where to put it).
+    """
+    if entry.gated:
+        path = cached_path(entry, cache_dir)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{entry.name} is a gated download under the {entry.licence}: request it at "
+                f"{entry.url}, then save {entry.file or 'the file'} as {path} or pass its path "
+                "as the teacher."
+            )
+        return path
     return download(entry.urls(), cached_path(entry, cache_dir), entry.checksum)
 
 

@@ -60,6 +60,13 @@ class TokenEmbedder(nn.Module):
         self.embedding = embedding
 
     def forward(self, x: Tensor) -> Tensor:
+        patch = self.backbone.patch_embed.patch_size
+        if x.shape[-2] % patch[0] or x.shape[-1] % patch[1]:
+            raise ValueError(
+                f"crop {tuple(x.shape[-2:])} px is not a multiple of the ViT teacher's "
+                f"{patch[0]} px patches; set the crop sizes to multiples of {patch[0]} "
+                f"(e.g. {patch[0] * 16} = 16 x {patch[0]})."
+            )
         tokens = self.backbone.forward_features(x)  # B x (prefix + N) x D, final norm applied
         cls = tokens[:, 0]
         if self.embedding == "cls":

@@ -7,7 +7,7 @@ import torch
 
 from seed_solo.teachers import load_teacher
 from seed_solo.teachers.formats import detect_format
-from tests.teachers import vit_layouts as L
+import vit_layouts as L  # noqa: E402  (tests/teachers on sys.path via conftest)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -120,3 +120,9 @@ def test_embedding_option_is_checked(tmp_path):
     moco = _save(tmp_path, L.mocov3_vit_checkpoint(L.mocov3_vit_reference(384)), "m.pth")
     with pytest.raises(ValueError, match="projection head takes the CLS token"):
         load_teacher(moco, embedding="mean")
+
+
+def test_crop_not_a_multiple_of_the_patch_is_refused(tmp_path):
+    t = load_teacher(_save(tmp_path, L.dinov2_checkpoint(L.dinov2_reference(384))))
+    with pytest.raises(ValueError, match="not a multiple of the ViT teacher's 14 px patches"):
+        t.model(torch.randn(1, 3, 32, 32))
