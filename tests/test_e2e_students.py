@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from helpers_e2e import needs_solo
+from helpers_e2e import REPO, needs_solo
 from test_e2e_solo import CPU, only, run
 
 pytestmark = [needs_solo, pytest.mark.slow]
@@ -32,18 +32,25 @@ def test_library_student_distils_and_evaluates(name, tiny_data, tmp_path):
     assert backbone == set(create_student(name).state_dict())
     assert state["classifier.weight"].shape[1] == STUDENTS[name]  # solo sized it by F
 
-    out = tmp_path / "linear.json"
-    run(["bash", "scripts/linear/imagenet/seed_r18.sh", *CPU, "max_epochs=1",
-         f"backbone.name={name}", "+data.augmentations.crop_size=32",
-         f"checkpoint.dir={tmp_path / 'linear'}", f"+output_json={out}"],
-        env={"CKPT": str(ckpt.parent), "DATA_DIR": str(tiny_data)})
-    result = json.loads(out.read_text())
+    # the evaluation entry points in this process (their scripts are tested in test_e2e_solo)
+    from hydra import compose, initialize_config_dir
+
+    from seed_solo import knn, linear
+
+    with initialize_config_dir(str(REPO / "configs/linear/imagenet"), version_base="1.2"):
+        cfg = compose("seed_r18", overrides=[
+            *CPU, "max_epochs=1", f"backbone.name={name}", "+data.augmentations.crop_size=32",
+            f"data.train_path={tiny_data}/train", f"data.val_path={tiny_data}/val",
+            f"pretrained_feature_extractor={ckpt.parent}",
+            f"checkpoint.dir={tmp_path / 'linear'}"])
+    result = linear.run(cfg)
     assert result["epochs"] == 1 and 0 <= result["val_acc1"] <= result["val_acc5"] <= 100
 
     out = tmp_path / "knn.json"
-    run(["bash", "scripts/knn/imagenet/seed.sh", "--dataset", "custom", "--num_workers", "0",
-         "--batch_size", "16", "--output_json", str(out)],
-        env={"RUN_DIR": str(ckpt.parent), "DATA_DIR": str(tiny_data)})
+    knn.main(["--pretrained_checkpoint_dir", str(ckpt.parent), "--dataset", "custom",
+              "--train_data_path", f"{tiny_data}/train", "--val_data_path", f"{tiny_data}/val",
+              "--num_workers", "0", "--batch_size", "16", "--device", "cpu",
+              "--feature_type", "backbone", "projector", "--output_json", str(out)])
     kinds = {r["feature_type"]: r for r in json.loads(out.read_text())["results"]}
     assert set(kinds) == {"backbone", "projector"}
     assert all(0 <= r["acc1"] <= r["acc5"] <= 100 for r in kinds.values())
