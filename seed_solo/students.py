@@ -115,8 +115,12 @@ def library_student(spec: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: an unknown library or model name, with the closest names.
     """
-    from seed_solo.nets.libraries import (feature_width, timm_input_size, timm_model,
-                                          torchvision_model)
+    from seed_solo.nets.libraries import (
+        feature_width,
+        timm_input_size,
+        timm_model,
+        torchvision_model,
+    )
 
     lib, _, name = spec.partition(":")
     if lib == "timm":

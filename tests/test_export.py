@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from helpers_e2e import REPO, needs_solo
+from helpers_e2e import needs_solo
 
 pytestmark = needs_solo
 

@@ -39,8 +39,9 @@ def test_unknown_names_get_the_closest(name, match):
 
 @needs_solo
 def test_solo_table_answers_prefixed_names_on_demand():
-    import seed_solo  # noqa: F401  (registers)
     from solo.methods.base import BaseMethod
+
+    import seed_solo  # noqa: F401  (registers)
 
     table = BaseMethod._BACKBONES
     assert "timm:resnet18" in table and "torchvision:resnet18" in table

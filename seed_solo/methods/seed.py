@@ -15,9 +15,9 @@ from torch.nn.modules.module import _IncompatibleKeys
 
 from seed_solo.distributed import ddp_ignore
 from seed_solo.losses import seed_loss
-from seed_solo.students import unknown_student
 from seed_solo.nets.projector import projection_head
 from seed_solo.queue import EmbeddingQueue
+from seed_solo.students import unknown_student
 
 TEACHER_PREFIX = "teacher."
 

@@ -216,6 +216,11 @@ def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
                 f"{entry.url}, then save {entry.file or 'the file'} as {path} or pass its path "
                 "as the teacher."
             )
+        bad = verify(path, entry.checksum)
+        if bad is not None:  # a file placed by hand is never deleted
+            raise ChecksumError(f"{path} hashed to {bad}, expected {entry.checksum}: it is not "
+                                f"{entry.file or entry.name}; replace it with the file from "
+                                f"{entry.url}.")
         return path
     return download(entry.urls(), cached_path(entry, cache_dir), entry.checksum)
 

@@ -140,8 +140,8 @@ def detect_format(sd: Mapping[str, Any]) -> str:
     sample = ", ".join(sorted(keys)[:6])
     raise ValueError(
         f"could not detect the checkpoint's layout from its keys ({sample}, ...); expected one "
-        f"of {', '.join([*VIT_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside it: pass "
-        "teacher_format explicitly."
+        f"of {', '.join([*VIT_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside "
+        "it: pass teacher_format explicitly."
     )
 
 

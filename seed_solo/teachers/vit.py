@@ -171,6 +171,51 @@ def _mocov3_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     return model, body, head
 
 
+def _convnext(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    from timm.models.convnext import ConvNeXt, checkpoint_filter_fn
+
+    dims, depths = [], []
+    for i in range(4):
+        key = f"downsample_layers.{i}.{0 if i == 0 else 1}.weight"
+        if key not in sd:
+            raise ValueError(f"convnext checkpoint lacks {key!r}; check teacher_format (keys "
+                             f"start {', '.join(sorted(sd)[:4])}).")
+        dims.append(int(sd[key].shape[0]))
+        depths.append(1 + max((int(m.group(1)) for k in sd
+                               if (m := re.match(rf"stages\.{i}\.(\d+)\.", k))), default=-1))
+    # the class itself, not a registry name: solo-learn re-registers timm's convnext_* names
+    model = ConvNeXt(depths=tuple(depths), dims=tuple(dims), num_classes=0).eval()
+    out: StateDict = {}
+    for key, value in sd.items():  # one key at a time: a wrong shape stays, for load_exact
+        try:
+            out.update(checkpoint_filter_fn({key: value}, model))
+        except (RuntimeError, KeyError):  # timm's reshape to the model's shape failed
+            out[_convnext_name(key)] = value
+    return model, out, {}
+
+
+def _convnext_name(key: str) -> str:
+    """timm's name of a Meta ConvNeXt key (what timm's filter renames, without reshaping)."""
+    key = key.replace("downsample_layers.0.", "stem.")
+    key = re.sub(r"stages\.(\d+)\.(\d+)", r"stages.\1.blocks.\2", key)
+    key = re.sub(r"downsample_layers\.(\d+)\.(\d+)", r"stages.\1.downsample.\2", key)
+    key = key.replace("dwconv", "conv_dw").replace("pwconv", "mlp.fc")
+    return "head.norm." + key[len("norm."):] if key.startswith("norm.") else key
+
+
+class PooledEmbedder(nn.Module):
+    """(B, 3, H, W) -> a timm CNN with ``num_classes=0`` -> its pooled, normed (B, F) features
+    (DINOv3 ConvNeXt: the LayerNorm of the global average, the original's CLS output)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.backbone(x)
+
+
 @dataclass(frozen=True)
 class VitFormat:
     """A ViT checkpoint layout.
@@ -199,6 +244,8 @@ VIT_FORMATS: Dict[str, VitFormat] = {
                   "base_encoder.", "cls", "MoCo v3 ViT: base_encoder + 3-layer BN head -> 256"),
         VitFormat("dinov3", _dinov3, lambda k: "storage_tokens" in k, "", "cls",
                   "DINOv3 ViT (storage_tokens, RoPE): backbone only"),
+        VitFormat("convnext", _convnext, lambda k: "downsample_layers.0.0.weight" in k, "",
+                  "pooled", "DINOv3 ConvNeXt (Meta's ConvNeXt keys): pooled, normed features"),
         VitFormat("dinov2", _dinov2, lambda k: "mask_token" in k and "pos_embed" in k, "", "cls",
                   "DINOv2 ViT (+ register_tokens): backbone only"),
         VitFormat("dino-vit", _dino_vit,
@@ -219,6 +266,9 @@ def detect_vit(keys: Set[str]) -> str | None:
 def _source_key(fmt: VitFormat) -> Callable[[str], str]:
     # timm's names back to Meta's, so messages name keys as the user's file spells them
     renames = {"dinov2": [("reg_token", "register_tokens")],
+               "convnext": [("stem.", "downsample_layers.0."), ("conv_dw", "dwconv"),
+                            ("mlp.fc", "pwconv"), ("head.norm", "norm"),
+                            (".blocks.", ".")],
                "dinov3": [("reg_token", "storage_tokens"), ("gamma_1", "ls1.gamma"),
                           ("gamma_2", "ls2.gamma"), ("q_bias", "qkv.bias"),
                           ("v_bias", "qkv.bias")]}.get(fmt.name, [])
@@ -240,6 +290,14 @@ def build_vit(sd: StateDict, fmt: str, name: str = "checkpoint",
     """
     layout = VIT_FORMATS[fmt]
     embedding = embedding or layout.embedding
+    if layout.embedding == "pooled":
+        if embedding != "pooled":
+            raise ValueError(f"{fmt}: a CNN embeds its pooled features; drop "
+                             f"teacher_options.embedding={embedding!r}.")
+        model, body, _ = layout.build(sd)
+        load_exact(model, body, name, fmt, _source_key(layout))
+        dim = int(model.num_features)
+        return PooledEmbedder(model), dim, f"{fmt} ConvNeXt -> {dim}"
     if embedding not in EMBEDDINGS:
         raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
                          f"{', '.join(EMBEDDINGS)}; pick one.")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+import vit_layouts as L  # noqa: E402  (tests/teachers on sys.path via conftest)
 
 from seed_solo.teachers import load_teacher
 from seed_solo.teachers.formats import detect_format
-import vit_layouts as L  # noqa: E402  (tests/teachers on sys.path via conftest)
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 
@@ -126,3 +126,18 @@ def test_crop_not_a_multiple_of_the_patch_is_refused(tmp_path):
     t = load_teacher(_save(tmp_path, L.dinov2_checkpoint(L.dinov2_reference(384))))
     with pytest.raises(ValueError, match="not a multiple of the ViT teacher's 14 px patches"):
         t.model(torch.randn(1, 3, 32, 32))
+
+
+def test_dinov3_convnext_embedding_is_the_normed_pool(tmp_path):
+    ref = L.convnext_reference()
+    sd = L.convnext_checkpoint(ref)
+    assert "downsample_layers.0.0.weight" in sd and "stages.2.1.pwconv1.weight" in sd
+    assert detect_format(sd) == "convnext"
+    t = load_teacher(_save(tmp_path, sd))
+    assert t.embed_dim == 128
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(t.model(x), ref(x), **TOL)
+    sd["stages.2.1.pwconv1.weight"] = torch.zeros(7, 64)
+    with pytest.raises(ValueError, match=r"stages\.2\.1\.pwconv1\.weight: checkpoint \(7, 64\)"):
+        load_teacher(_save(tmp_path, sd, "bad.pth"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def test_vit_teachers_are_listed_with_their_facts():
             "dinov2-vitg14": 1536, "dinov2-vits14-reg4": 384, "dinov2-vitg14-reg4": 1536,
             "dino-vits16": 384, "dino-vitb16": 768, "mocov3-vits-300ep": 256,
             "mocov3-vitb-300ep": 256, "dinov3-vits16": 384, "dinov3-vitb16": 768,
-            "dinov3-vitl16": 1024}
+            "dinov3-vitl16": 1024, "dinov3-convnext-tiny": 768, "dinov3-convnext-large": 1536}
     for name, dim in dims.items():
         e = reg[name]
         assert e.format in VIT_FORMATS and e.embed_dim == dim and e.licence
@@ -187,4 +188,8 @@ def test_gated_entry_says_where_to_get_and_put_the_file(env, server):
     assert "dinov3_vits16_pretrain_lvd1689m-08c60483.pth" in msg and str(dest) in msg
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"placed by hand")
-    assert download.fetch(e) == dest and server.hits == {}
+    with pytest.raises(download.ChecksumError, match="expected sha256:08c60483"):
+        download.fetch(e)  # the file name's 8 hex digits are its sha256 prefix
+    assert dest.exists()  # never deleted: it was placed by hand
+    unchecked = dataclasses.replace(e, checksum=None)
+    assert download.fetch(unchecked) == dest and server.hits == {}

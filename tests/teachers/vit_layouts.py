@@ -126,3 +126,25 @@ def mocov3_vit_checkpoint(ref: nn.Module) -> dict:
         sd["module.momentum_encoder." + k] = v.clone() + 1
     sd["module.predictor.0.weight"] = torch.randn(8, 256)
     return {"epoch": 300, "arch": "vit_small", "state_dict": sd, "optimizer": {}}
+
+
+def convnext_reference(dims=(16, 32, 64, 128), depths=(1, 1, 2, 1)) -> nn.Module:
+    from timm.models.convnext import ConvNeXt
+
+    return randomize(ConvNeXt(depths=depths, dims=dims, num_classes=0))
+
+
+def convnext_checkpoint(ref: nn.Module) -> dict:
+    """``dinov3_convnext_*_pretrain_lvd1689m-*.pth``: Meta's ConvNeXt keys (``downsample_layers.
+    I.J``, ``stages.I.J.{dwconv,norm,pwconv1,pwconv2,gamma}``, a final ``norm``)."""
+    import re
+
+    out = {}
+    for k, v in ref.state_dict().items():
+        k = k.replace("stem.", "downsample_layers.0.")
+        k = re.sub(r"stages\.(\d+)\.downsample\.(\d+)", r"downsample_layers.\1.\2", k)
+        k = re.sub(r"stages\.(\d+)\.blocks\.(\d+)", r"stages.\1.\2", k)
+        k = k.replace("conv_dw", "dwconv").replace("mlp.fc", "pwconv")
+        k = k.replace("head.norm", "norm")
+        out[k] = v.clone()
+    return out
