@@ -1,4 +1,5 @@
-"""ViT teachers in Meta's published layouts, built with timm and converted by timm's own filters.
+"""ViT (and DINOv3 ConvNeXt) teachers in Meta's published layouts, built with timm and converted
+by timm's own filters.
 
 Each layout is a pure state-dict conversion (timm's ``checkpoint_filter_fn`` for DINOv2 and
 DINOv3, a prefix rule for DINO and MoCo v3) onto a timm model whose size (width, depth, patch,
@@ -15,12 +16,14 @@ dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as din
 dino-vit      flat timm-style ViT keys, no ``mask_token``                 CLS (384/768)
 mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
               ``predictor.*`` dropped), ``base_encoder.head.{0..7}``      MLP -> 256
+convnext      DINOv3 ConvNeXt: ``downsample_layers.I.J``,                 normed global mean
+              ``stages.I.J.{dwconv,pwconv1,pwconv2,gamma}``, ``norm``     (768/768/1024/1536)
 ============  =========================================================  ====================
 
-The models run at any crop size: the position embedding stays at the checkpoint's grid (DINOv2:
-37 x 37 patches of 14 px = 518 px) and is interpolated to the input's grid at each forward, as
-the original code does; a 224 px crop is 16 x 16 = 256 patches, 518 px is 1369 (about 6x the
-tokens and more than 6x the compute). DINOv3 uses RoPE and has no grid.
+The models run at any crop size that is a multiple of the patch: the position embedding stays
+at the checkpoint's grid (DINOv2: 37 x 37 patches of 14 px = 518 px) and is interpolated to the input's grid at each forward, as
+the original code does; a 224 px crop is 16 x 16 = 256 patches, 518 px is 1369 (about 5.3x the
+tokens and more than that in compute). DINOv3 uses RoPE and has no grid.
 """
 
 from __future__ import annotations
