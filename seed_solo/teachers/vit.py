@@ -22,8 +22,9 @@ convnext      DINOv3 ConvNeXt: ``downsample_layers.I.J``,                 normed
 
 The models run at any crop size that is a multiple of the patch: the position embedding stays
 at the checkpoint's grid (DINOv2: 37 x 37 patches of 14 px = 518 px) and is interpolated to
-the input's grid at each forward, as the original code does; a 224 px crop is 16 x 16 = 256 patches, 518 px is 1369 (about 5.3x the
-tokens and more than that in compute). DINOv3 uses RoPE and has no grid.
+the input's grid at each forward, as the original code does. A 224 px crop is 16 x 16 = 256
+patches; 518 px is 1369 (about 5.3x the tokens, more than that in compute). DINOv3 uses RoPE
+and has no grid.
 """
 
 from __future__ import annotations
