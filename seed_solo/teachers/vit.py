@@ -22,7 +22,8 @@ convnext      DINOv3 ConvNeXt: ``downsample_layers.I.J``,                 normed
 
 The models run at any crop size that is a multiple of the patch: the position embedding stays
 at the checkpoint's grid (DINOv2: 37 x 37 patches of 14 px = 518 px) and is interpolated to
-the input's grid at each forward, as the original code does. A 224 px crop is 16 x 16 = 256
+the input's grid at each forward, by DINOv2's own rule (bicubic, no antialiasing, a 0.1
+patch offset: :func:`dinov2_resample`). A 224 px crop is 16 x 16 = 256
 patches; 518 px is 1369 (about 5.3x the tokens, more than that in compute). DINOv3 uses RoPE
 and has no grid.
 """
@@ -31,10 +32,12 @@ from __future__ import annotations
 
 import math
 import re
+import types
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Mapping, Set, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seed_solo.state_dict import StateDict, load_exact
@@ -118,6 +121,43 @@ def _create(name: str, **kwargs: Any) -> nn.Module:
 
 
 # --- the layouts: state dict -> (timm model, converted state dict, head state dict) -----------
+#: DINOv2's own position-embedding interpolation (its released models' settings)
+DINOV2_INTERPOLATE_OFFSET = 0.1
+DINOV2_INTERPOLATE_ANTIALIAS = False
+
+
+def dinov2_resample(patch_pos: Tensor, grid: Tuple[int, int]) -> Tensor:
+    """(1, M*M, D) patch position embeddings -> (1, H*W, D) for a grid of H x W patches, as
+    DINOv2's ``interpolate_pos_encoding`` does: bicubic, no antialiasing, a scale factor of
+    (H + 0.1) / M; timm's default (antialiased, by size) gives other values when it shrinks."""
+    m = math.isqrt(patch_pos.shape[1])
+    if grid == (m, m):
+        return patch_pos
+    dim = patch_pos.shape[-1]
+    p = patch_pos.float().reshape(1, m, m, dim).permute(0, 3, 1, 2)
+    scale = ((grid[0] + DINOV2_INTERPOLATE_OFFSET) / m, (grid[1] + DINOV2_INTERPOLATE_OFFSET) / m)
+    p = F.interpolate(p, scale_factor=scale, mode="bicubic",
+                      antialias=DINOV2_INTERPOLATE_ANTIALIAS)
+    return p.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], dim).to(patch_pos.dtype)
+
+
+def _dinov2_pos_embed(self: nn.Module, x: Tensor) -> Tensor:
+    """timm ``VisionTransformer._pos_embed`` for NHWC patches, with :func:`dinov2_resample`."""
+    b, h, w, c = x.shape  # B x H x W x D (dynamic_img_size patch embedding)
+    prefix = 0 if self.no_embed_class else self.num_prefix_tokens
+    prefix_pos, patch_pos = self.pos_embed[:, :prefix], self.pos_embed[:, prefix:]
+    patch_pos = dinov2_resample(patch_pos, (h, w))
+    x = x.reshape(b, h * w, c)
+    tokens = [self.cls_token.expand(b, -1, -1)]
+    if self.reg_token is not None:
+        tokens.append(self.reg_token.expand(b, -1, -1))
+    if self.no_embed_class:  # reg4: the CLS slot of pos_embed was folded into cls_token
+        x = torch.cat(tokens + [x + patch_pos], dim=1)
+    else:
+        x = torch.cat(tokens + [x], dim=1) + torch.cat([prefix_pos, patch_pos], dim=1)
+    return self.pos_drop(x)
+
+
 def _dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     from timm.models.vision_transformer import checkpoint_filter_fn
 
@@ -128,6 +168,7 @@ def _dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     size = _size(width, "dinov2")
     model = _create(f"vit_{size}_patch14{reg}_dinov2", patch_size=patch, img_size=grid * patch,
                     depth=_depth(sd), dynamic_img_size=True)
+    model._pos_embed = types.MethodType(_dinov2_pos_embed, model)
     return model, checkpoint_filter_fn(dict(sd), model), {}
 
 

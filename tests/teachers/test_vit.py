@@ -23,23 +23,56 @@ def _tokens(ref, x):
         return ref.forward_features(x)
 
 
+def dinov2_rule(ref, grid):
+    """``ref`` rebuilt for a ``grid`` x ``grid`` input, its patch position embeddings resized as
+    DINOv2's ``interpolate_pos_encoding`` does (bicubic, antialias=False, scale (grid+0.1)/M)."""
+    import timm
+    import torch.nn.functional as F
+
+    sd = {k: v.clone() for k, v in ref.state_dict().items()}
+    prefix = 0 if ref.no_embed_class else 1
+    pos = sd["pos_embed"]
+    m = int((pos.shape[1] - prefix) ** 0.5)
+    patch = pos[:, prefix:].reshape(1, m, m, -1).permute(0, 3, 1, 2)
+    patch = F.interpolate(patch, scale_factor=((grid + 0.1) / m,) * 2, mode="bicubic",
+                          antialias=False).permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
+    sd["pos_embed"] = torch.cat([pos[:, :prefix], patch], dim=1)
+    name = ref.pretrained_cfg["architecture"]
+    out = timm.create_model(name, pretrained=False, num_classes=0, depth=1, img_size=14 * grid)
+    out.load_state_dict(sd)
+    return out.eval()
+
+
 @pytest.mark.parametrize("reg", [False, True], ids=["plain", "reg4"])
 def test_dinov2_embeddings_equal_reference(tmp_path, reg):
-    ref = L.dinov2_reference(384, reg=reg, grid=2)
+    ref = L.dinov2_reference(384, reg=reg, grid=4)  # its native grid: 4 x 4 patches, 56 px
     path = _save(tmp_path, L.dinov2_checkpoint(ref))
-    x = torch.randn(2, 3, 28, 28)
-    y = torch.randn(2, 3, 56, 56)  # another crop size: the position grid is interpolated
     prefix = 5 if reg else 1
-    for inp in (x, y):
-        tokens = _tokens(ref, inp)
+    teachers = {e: load_teacher(path, embedding=e) for e in ("cls", "mean", "cls+mean")}
+    for grid in (4, 2, 6):  # native, shrunk, grown: the position grid follows the crop
+        x = torch.randn(2, 3, 14 * grid, 14 * grid)
+        tokens = _tokens(ref if grid == 4 else dinov2_rule(ref, grid), x)
         cls, mean = tokens[:, 0], tokens[:, prefix:].mean(1)
         for embedding, expected in (("cls", cls), ("mean", mean),
                                     ("cls+mean", torch.cat([cls, mean], 1))):
-            t = load_teacher(path, embedding=embedding)
+            t = teachers[embedding]
             assert t.embed_dim == expected.shape[1]
             with torch.no_grad():
-                torch.testing.assert_close(t.model(inp), expected, **TOL)
-    assert load_teacher(path).embed_dim == 384
+                torch.testing.assert_close(t.model(x), expected, **TOL)
+    assert teachers["cls"].embed_dim == 384
+
+
+def test_dinov2_resampling_is_dinov2s_not_timms_default():
+    from timm.layers import resample_abs_pos_embed
+
+    from seed_solo.teachers.vit import dinov2_resample
+
+    pos = torch.randn(1, 37 * 37, 8)
+    ours = dinov2_resample(pos, (16, 16))  # a 224 px crop from the 518 px grid
+    timm_default = resample_abs_pos_embed(pos, (16, 16), num_prefix_tokens=0)
+    assert ours.shape == timm_default.shape == (1, 256, 8)
+    assert (ours - timm_default).abs().max() > 0.1  # antialiasing and the offset matter
+    assert dinov2_resample(pos, (37, 37)) is pos
 
 
 def test_dinov2_detected_and_registers_fold_into_cls():
