@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import List, Sequence
 
+from seed_solo.errors import EXPECTED, debug, report
 from seed_solo.teachers import download, zoo
 
 
@@ -55,6 +56,8 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hash cached teachers: against the published checksum, else the sha256 recorded when
+    the file arrived; a file nobody could vouch for is said to be unverified."""
     reg = zoo.registry(args.zoo_file)
     entries = [reg.get_entry(n) for n in args.names] if args.names else list(reg.values())
     bad = checked = 0
@@ -66,15 +69,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 bad += 1
             continue
         checked += 1
-        if e.checksum is None:
-            print(f"{e.name}: no published checksum; sha256 {download.file_digest(path, 'sha256')}")
+        record = download.recorded(path)
+        if e.checksum is not None:
+            expected, mismatch = e.checksum, download.verify(path, e.checksum)
+        elif record is not None:
+            expected = f"sha256:{record['sha256'][:16]}..., recorded from {record['source']}"
+            mismatch = download.verify(path, f"sha256:{record['sha256']}")
+        else:
+            print(f"{e.name}: UNVERIFIED: no published checksum and no record of its arrival; "
+                  f"sha256 {download.file_digest(path, 'sha256')}")
             continue
-        mismatch = download.verify(path, e.checksum)
         if mismatch is None:
-            print(f"{e.name}: OK ({e.checksum})")
+            print(f"{e.name}: OK ({expected})")
         else:
             bad += 1
-            print(f"{e.name}: MISMATCH: expected {e.checksum}, got {mismatch}; delete {path} "
+            print(f"{e.name}: MISMATCH: expected {expected}, got {mismatch}; delete {path} "
                   f"and run `seed-solo zoo download {e.name}`")
     if checked == 0 and not args.names:
         print(f"nothing cached in {download.cache_dir(args.cache_dir)}")
@@ -125,9 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (KeyError, FileNotFoundError, ValueError, RuntimeError, ImportError) as err:
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"seed-solo: error: {msg}", file=sys.stderr)
+    except EXPECTED as err:
+        if debug():
+            raise
+        report(err)
         return 2
 
 

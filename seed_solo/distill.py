@@ -14,9 +14,15 @@ from omegaconf import DictConfig, OmegaConf
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
 from seed_solo.hydra_cli import run_hydra
+from seed_solo.images import CheckedImages, SkippedImages
 from seed_solo.loaders import loaders_from_cfg
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
-from seed_solo.trainer import build_trainer, checkpoint_and_resume, devices_for_parse
+from seed_solo.trainer import (
+    build_trainer,
+    checkpoint_and_resume,
+    devices_for_parse,
+    require_epochs,
+)
 
 # solo-learn's main_pretrain insists on 2 large crops except for these methods
 ANY_CROPS = ("seed", "wmse", "mae")
@@ -61,6 +67,7 @@ def run(cfg: DictConfig) -> None:
     from solo.utils.misc import make_contiguous
 
     OmegaConf.set_struct(cfg, False)
+    require_epochs(cfg)
     devices = devices_for_parse(cfg)
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
@@ -118,11 +125,17 @@ def run(cfg: DictConfig) -> None:
             no_labels=cfg.data.no_labels,
             data_fraction=cfg.data.fraction,
         )
+        train_set = CheckedImages(train_set, cfg.data.get("on_corrupt", "error"))
         train_loader = prepare_dataloader(
             train_set, batch_size=cfg.optimizer.batch_size, num_workers=cfg.data.num_workers
         )
 
     callbacks, ckpt_path = checkpoint_and_resume(cfg, cfg.method)
+    if train_loader is not None:
+        from solo.utils.checkpointer import Checkpointer
+
+        checkpointer = next((c for c in callbacks if isinstance(c, Checkpointer)), None)
+        callbacks.append(SkippedImages(train_loader.dataset, checkpointer))
     trainer = build_trainer(cfg, callbacks, devices)
     if dali:
         trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)

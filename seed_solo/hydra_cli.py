@@ -1,17 +1,21 @@
 """The command line of the hydra entry points (distill, linear), as users type it.
 
-Two things differ from a bare ``@hydra.main``: a relative ``--config-path`` is taken from the
+Three things differ from a bare ``@hydra.main``: a relative ``--config-path`` is taken from the
 current folder (hydra would resolve it against the installed package), and ``--help`` without a
-config names the configs and the keys to set instead of printing hydra's empty ``Config {}``.
+config names the configs and the keys to set instead of printing hydra's empty ``Config {}``,
+and an expected failure is one ``error:`` line.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Callable, List, Optional, Sequence
 
 from omegaconf import DictConfig
+
+from seed_solo.errors import exit_on_expected
 
 _CONFIG_PATH = ("--config-path", "-cp")
 _CONFIG_NAME = ("--config-name", "-cn")
@@ -37,7 +41,11 @@ def _wants_own_help(argv: Sequence[str]) -> bool:
 
 
 def run_hydra(task: Callable[[DictConfig], None], help_text: str) -> None:
-    """Run ``task`` as a hydra application on ``sys.argv``, with the two changes above."""
+    """Run ``task`` as a hydra application on ``sys.argv``, with the two changes above.
+
+    An expected failure ends it with one ``error:`` line and exit code 2
+    (:mod:`seed_solo.errors`), not under hydra's "Error executing job" and a traceback.
+    """
     import hydra
 
     argv = sys.argv[1:]
@@ -45,4 +53,9 @@ def run_hydra(task: Callable[[DictConfig], None], help_text: str) -> None:
         print(help_text.strip())
         return
     sys.argv = [sys.argv[0], *absolute_config_path(argv)]
-    hydra.main(version_base="1.2", config_path=None)(task)()
+
+    @functools.wraps(task)
+    def reported(cfg: DictConfig) -> None:
+        exit_on_expected(task, cfg)
+
+    hydra.main(version_base="1.2", config_path=None)(reported)()

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
 from seed_solo.atomic import write_json
+from seed_solo.errors import exit_on_expected
 from seed_solo.loaders import classification_loaders
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 from seed_solo.nets.projector import projection_head
@@ -207,4 +208,4 @@ def main(argv: Sequence[str] | None = None) -> List[dict]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    exit_on_expected(main, sys.argv[1:])

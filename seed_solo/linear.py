@@ -20,7 +20,12 @@ from seed_solo.loaders import loaders_from_cfg
 from seed_solo.rebuild import build_solo_backbone
 from seed_solo.runs import find_checkpoint
 from seed_solo.state_dict import load_prefixed, read_checkpoint
-from seed_solo.trainer import build_trainer, checkpoint_and_resume, devices_for_parse
+from seed_solo.trainer import (
+    build_trainer,
+    checkpoint_and_resume,
+    devices_for_parse,
+    require_epochs,
+)
 
 
 def _loss_and_mixup(cfg: DictConfig):
@@ -58,6 +63,7 @@ def run(cfg: DictConfig) -> dict:
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )
+    require_epochs(cfg)
     devices = devices_for_parse(cfg)
     cfg = parse_cfg(cfg)
     seed_everything(cfg.seed)
@@ -92,6 +98,13 @@ def run(cfg: DictConfig) -> dict:
     train_loader, val_loader = loaders_from_cfg(
         cfg, aug.crop_size, aug.mean, aug.std, train_transform=train_transform
     )
+    classes = getattr(train_loader.dataset, "classes", None)
+    if classes is not None and len(classes) < 5:
+        raise ValueError(
+            f"linear evaluation reports top-5 accuracy (solo-learn's LinearModel), so it needs "
+            f"at least 5 classes; {cfg.data.train_path} has {len(classes)}. Use kNN "
+            "(seed_solo.knn) for fewer classes."
+        )
 
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
     trainer = build_trainer(cfg, callbacks, devices)

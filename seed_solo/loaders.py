@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
+from seed_solo.images import CheckedImages
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 
 
@@ -72,6 +73,7 @@ def classification_loaders(
         val_data_path=val_path,
         data_format=data_format,
     )
+    train_set, val_set = CheckedImages(train_set), CheckedImages(val_set)
     pin = torch.cuda.is_available()
     train_loader = DataLoader(
         train_set,

@@ -6,6 +6,7 @@ Teachers and students alike go through here; it imports neither.
 from __future__ import annotations
 
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Mapping, Union
 
@@ -80,20 +81,55 @@ def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False,
         ValueError: the file holds objects other than tensors and ``allow_inert_objects`` is off.
     """
     path = Path(path)
+    check_readable(path, what)
+    try:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            if not allow_inert_objects:
+                raise ValueError(
+                    f"{str(path)!r} holds pickled objects besides tensors, which weights_only=True "
+                    f"refuses ({str(err).splitlines()[0]}); re-save its state_dict alone with "
+                    "torch.save(ckpt['state_dict'], path) and load that."
+                ) from err
+        return torch.load(
+            path, map_location="cpu", weights_only=False, pickle_module=_InertPickleModule
+        )
+    except (EOFError, RuntimeError) as err:  # a legacy (non-zip) file cut short, or corrupt
+        raise ValueError(
+            f"{what} {str(path)!r} could not be read ({str(err).splitlines()[0][:120]}); it is "
+            "truncated or corrupt: fetch or copy it again."
+        ) from err
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80
+
+
+def check_readable(path: Path, what: str = "checkpoint") -> None:
+    """Refuse, by name and before torch sees it, a file that cannot be a whole checkpoint.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: empty; a zip archive without its end (cut off while written or fetched);
+            neither a zip archive nor a pickle (torch.save's two formats).
+    """
     if not path.is_file():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist; pass an existing file.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        if not allow_inert_objects:
-            raise ValueError(
-                f"{str(path)!r} holds pickled objects besides tensors, which weights_only=True "
-                f"refuses ({str(err).splitlines()[0]}); re-save its state_dict alone with "
-                "torch.save(ckpt['state_dict'], path) and load that."
-            ) from err
-    return torch.load(
-        path, map_location="cpu", weights_only=False, pickle_module=_InertPickleModule
-    )
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{what} {str(path)!r} is empty (0 bytes), the trace of a failed "
+                         "download or copy; fetch or copy it again.")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head == _ZIP_MAGIC:
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{what} {str(path)!r} is truncated ({size} bytes, a zip archive "
+                             "without its end): it was cut off while written or fetched; fetch "
+                             "or copy it again.")
+    elif head[0] != _PICKLE_PROTO:
+        raise ValueError(f"{what} {str(path)!r} is not a PyTorch checkpoint (neither a zip "
+                         "archive nor a pickle, as torch.save writes); check the path.")
 
 
 def unwrap_state_dict(obj: Any,

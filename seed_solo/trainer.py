@@ -11,11 +11,21 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import torch
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
+
+from seed_solo.checkpointing import check_explicit_resume, find_resume, make_checkpointer
+from seed_solo.runs import find_checkpoint
+
+
+def require_epochs(cfg: DictConfig) -> None:
+    """``max_epochs`` must be a whole number of at least 1 (0 would divide by zero later)."""
+    epochs = cfg.get("max_epochs")
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
 
 
 def devices_for_parse(cfg: DictConfig) -> Any:
@@ -95,32 +105,29 @@ def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
 
 
 def checkpoint_and_resume(cfg: DictConfig, subdir: str) -> Tuple[List[Any], str | None]:
-    """solo-learn's Checkpointer (+ metrics history) and the checkpoint to resume from."""
-    from solo.utils.auto_resumer import AutoResumer
-    from solo.utils.checkpointer import Checkpointer
+    """The checkpointer (+ metrics history) and the checkpoint to resume from, if any.
 
-    ckpt_path = None
-    if cfg.auto_resume.enabled and cfg.resume_from_checkpoint is None:
-        resumer = AutoResumer(
-            checkpoint_dir=os.path.join(cfg.checkpoint.dir, subdir),
-            max_hours=cfg.auto_resume.max_hours,
-        )
-        ckpt_path, _ = resumer.find_checkpoint(cfg)
+    See :mod:`seed_solo.checkpointing`: atomic saves, identity-checked auto-resume into the
+    run's own folder, the last checkpoint that opens.
+    """
+    method_dir = Path(cfg.checkpoint.dir) / subdir
+    ckpt_path: Optional[Path] = None
+    explicit = cfg.get("resume_from_checkpoint")
+    if explicit is not None:
+        ckpt_path = find_checkpoint(explicit)
+        check_explicit_resume(cfg, ckpt_path)
+        del cfg.resume_from_checkpoint
+    elif cfg.auto_resume.enabled:
+        ckpt_path, _ = find_resume(cfg, method_dir)
         if ckpt_path is not None:
             print(f"Resuming from {ckpt_path}, a previous run with the same settings.")
-    elif cfg.resume_from_checkpoint is not None:
-        ckpt_path = cfg.resume_from_checkpoint
-        del cfg.resume_from_checkpoint
 
     callbacks: List[Any] = []
     checkpointer = None
     if cfg.checkpoint.enabled:
-        checkpointer = Checkpointer(
-            cfg,
-            logdir=os.path.join(cfg.checkpoint.dir, subdir),
-            frequency=cfg.checkpoint.frequency,
-            keep_prev=cfg.checkpoint.keep_prev,
-        )
+        resumed_here = ckpt_path if ckpt_path is not None and (
+            ckpt_path.parent.parent.resolve() == method_dir.resolve()) else None
+        checkpointer = make_checkpointer(cfg, str(method_dir), resumed_here)
         callbacks.append(checkpointer)
     callbacks.append(MetricsHistory(checkpointer, cfg.get("metrics_dir")))
     return callbacks, (str(ckpt_path) if ckpt_path is not None else None)

@@ -9,8 +9,7 @@ import pytest
 SOLO_MISSING = importlib.util.find_spec("solo") is None
 needs_solo = pytest.mark.skipif(
     SOLO_MISSING,
-    reason="solo-learn 1.0.6 is not installed: see README 'Install' (pip install from its "
-    "repository at commit 9187ea39 with --no-deps --no-build-isolation)",
+    reason="solo-learn 1.0.6 is not installed: `make setup` installs it (README, Quickstart)",
 )
 REPO = Path(__file__).resolve().parents[1]
 

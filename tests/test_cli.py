@@ -78,10 +78,20 @@ def test_download_and_verify(served, capsys):
     assert main(["zoo", "verify"]) == 0
     out = capsys.readouterr().out
     assert "tiny-a: OK (md5:" in out
-    assert f"tiny-b: no published checksum; sha256 {hashlib.sha256(b'bravo').hexdigest()}" in out
+    # no published checksum: the sha256 recorded when it was downloaded
+    sha_b = hashlib.sha256(b"bravo").hexdigest()
+    assert f"tiny-b: OK (sha256:{sha_b[:16]}..., recorded from http://127.0.0.1:" in out
     (served / "tiny-a.pth").write_bytes(b"alphA")  # corrupted on disk
-    assert main(["zoo", "verify", "tiny-a"]) == 1
-    assert "tiny-a: MISMATCH" in capsys.readouterr().out
+    (served / "tiny-b.pth").write_bytes(b"bravO")
+    assert main(["zoo", "verify", "tiny-a", "tiny-b"]) == 1
+    out = capsys.readouterr().out
+    assert "tiny-a: MISMATCH" in out and "tiny-b: MISMATCH" in out
+    # a file put in the cache by hand, with nothing to check it against, is not called OK
+    (served / "tiny-b.pth").unlink()
+    (served / "manifest.json").unlink()
+    (served / "tiny-b.pth").write_bytes(b"random weights")
+    assert main(["zoo", "verify", "tiny-b"]) == 0
+    assert "tiny-b: UNVERIFIED: no published checksum" in capsys.readouterr().out
 
 
 def test_unknown_name_gets_closest(served, capsys):

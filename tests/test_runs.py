@@ -6,13 +6,14 @@ import json
 import os
 
 import pytest
+import torch
 
 from seed_solo.atomic import atomic_path, write_json
 from seed_solo.runs import checkpoint_epoch, checkpoints, find_checkpoint, read_args, run_dirs
 
 
 def _touch(path, mtime):
-    path.write_bytes(b"x")
+    torch.save({"epoch": 0}, path)
     os.utime(path, (mtime, mtime))
 
 
@@ -25,11 +26,17 @@ def test_the_last_checkpoint_is_the_highest_epoch_never_the_newest_file(tmp_path
                                                         "run-ep=10.ckpt"]
     assert find_checkpoint(tmp_path).name == "run-ep=10.ckpt"
     assert checkpoint_epoch("a-b-ep=10.ckpt") == 10 and checkpoint_epoch("last.ckpt") == -1
+    # a later epoch cut off while it was written is passed over, and said so
+    whole = (tmp_path / "run-ep=10.ckpt").read_bytes()
+    (tmp_path / "run-ep=11.ckpt").write_bytes(whole[: len(whole) // 2])
+    said = []
+    assert find_checkpoint(tmp_path, log=said.append).name == "run-ep=10.ckpt"
+    assert len(said) == 1 and "run-ep=11.ckpt' is truncated" in said[0]
 
 
 def test_a_file_is_its_own_checkpoint_and_an_empty_folder_says_what_to_pass(tmp_path):
     assert find_checkpoint(tmp_path / "given.ckpt") == tmp_path / "given.ckpt"
-    with pytest.raises(FileNotFoundError, match="no \\*.ckpt file in .*run folder"):
+    with pytest.raises(FileNotFoundError, match="no whole \\*.ckpt file in .*run folder"):
         find_checkpoint(tmp_path)
 
 

@@ -36,6 +36,7 @@ import torch
 
 from seed_solo.atomic import atomic_path, write_json
 from seed_solo.demo.data import Split, prepare
+from seed_solo.errors import exit_on_expected
 from seed_solo.runs import checkpoint_epoch, find_checkpoint, run_dirs
 
 # the demo's hydra configs ship inside the package, so it runs from an installed seed-solo too
@@ -455,4 +456,4 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_expected(main)

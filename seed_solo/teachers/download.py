@@ -3,22 +3,28 @@
 Downloads land in ``SEED_SOLO_CACHE`` (default ``~/.cache/seed_solo``): each goes to a temporary
 file beside its destination and is renamed into place only when complete (Content-Length
 reached) and verified (md5/sha256 prefix, where known), so a partial or corrupt file is never
-used. ``SEED_SOLO_OFFLINE=1`` never touches the network. Under DDP only the first process of
-each node (``LOCAL_RANK`` 0, else rank 0) downloads while the others wait at a barrier.
+used. Each file's sha256 is recorded in the cache's ``manifest.json`` when it arrives (trust on
+first use: most publishers give no checksum) and checked at every later use, so a file changed
+or replaced in the cache is caught. ``SEED_SOLO_OFFLINE=1`` never touches the network. Under
+DDP only the first process of each node (``LOCAL_RANK`` 0, else rank 0) downloads while the
+others wait at a barrier.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import List, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 from urllib.parse import urlparse
 
-from seed_solo.atomic import atomic_path
+from seed_solo.atomic import atomic_path, write_json
 from seed_solo.distributed import rank as global_rank
+from seed_solo.errors import UserError
 from seed_solo.teachers.zoo import ZooEntry
 
 ENV_CACHE = "SEED_SOLO_CACHE"
@@ -72,6 +78,7 @@ def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) ->
 
     parsed = parse_checksum(checksum)
     h = hashlib.new(parsed[0]) if parsed else None
+    sha256 = hashlib.sha256()
     received = 0
     with atomic_path(dest) as tmp:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -89,6 +96,7 @@ def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) ->
                     if not block:
                         break
                     f.write(block)
+                    sha256.update(block)
                     if h is not None:
                         h.update(block)
                     received += len(block)
@@ -104,10 +112,15 @@ def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) ->
                 f"{h.hexdigest()}; the downloaded file was deleted. Check the url and checksum, "
                 "or retry."
             )
+    record(dest, sha256.hexdigest(), source=url)
 
 
 class ChecksumError(ValueError):
     """A file's hash does not start with the expected prefix."""
+
+
+class DownloadError(UserError, RuntimeError):
+    """A file could not be had: offline mode, or every url failed."""
 
 
 def _barrier() -> None:
@@ -130,7 +143,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     first process per node downloads; the others wait at a barrier and then use the file.
 
     Raises:
-        RuntimeError: offline mode and no cached file (says which url to fetch and where to put
+        DownloadError: offline mode and no cached file (says which url to fetch and where to put
             it), or every url failed (says why).
         ChecksumError: every url gave a file that failed the checksum.
     """
@@ -147,7 +160,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     if error is not None:
         raise error
     if not dest.is_file():
-        raise RuntimeError(
+        raise DownloadError(
             f"{str(dest)!r} is missing after the downloading process finished; see its log, or "
             f"fetch {urls[0]} to that path by hand."
         )
@@ -161,20 +174,25 @@ def _barrier_needed() -> bool:
 
 
 def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -> None:
+    _remove_stale_parts(dest)
     if dest.is_file():
         bad = verify(dest, checksum)
         if bad is None:
+            bad = _check_record(dest)
+        if bad is None:
             return
+        expected = checksum or f"sha256:{recorded(dest)['sha256']}, recorded when it arrived"
+        forget(dest)
         dest.unlink()
         if offline():
             raise ChecksumError(
-                f"cached {str(dest)!r} hashed to {bad}, expected {checksum}; it was deleted. "
+                f"cached {str(dest)!r} hashed to {bad}, expected {expected}; it was deleted. "
                 f"{ENV_OFFLINE}=1 forbids downloading: fetch {urls[0]} and put it at {dest}."
             )
-        print(f"seed-solo: cached {dest} hashed to {bad}, expected {checksum}; deleted it, "
+        print(f"seed-solo: cached {dest} hashed to {bad}, expected {expected}; deleted it, "
               "downloading again.")
     if offline():
-        raise RuntimeError(
+        raise DownloadError(
             f"{ENV_OFFLINE}=1: not downloading; fetch {urls[0]} and put it at {dest}, or unset "
             f"{ENV_OFFLINE}."
         )
@@ -190,11 +208,73 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
             failures.append(err)
     if all(isinstance(f, ChecksumError) for f in failures):
         raise failures[-1]
-    raise RuntimeError(
+    raise DownloadError(
         f"could not download {dest.name}: "
         + "; ".join(f"{u}: {f}" for u, f in zip(urls, failures))
         + f". Fetch it by hand and put it at {dest}."
     )
+
+
+# --- trust on first use: the cache's manifest of what each file hashed to when it arrived -------
+
+MANIFEST = "manifest.json"
+
+
+def _manifest(folder: Path) -> Dict[str, Dict[str, Any]]:
+    path = folder / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def recorded(dest: Path) -> Dict[str, Any] | None:
+    """What ``dest`` hashed to when it entered the cache: {sha256, size, source, recorded}."""
+    return _manifest(dest.parent).get(dest.name)
+
+
+def record(dest: Path, sha256: str, source: str) -> None:
+    """Note ``dest``'s sha256 and size in its folder's manifest (written atomically)."""
+    entries = _manifest(dest.parent)
+    entries[dest.name] = {"sha256": sha256, "size": dest.stat().st_size, "source": source,
+                          "recorded": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    write_json(dest.parent / MANIFEST, entries)
+
+
+def forget(dest: Path) -> None:
+    entries = _manifest(dest.parent)
+    if entries.pop(dest.name, None) is not None:
+        write_json(dest.parent / MANIFEST, entries)
+
+
+def _check_record(dest: Path) -> str | None:
+    """None when ``dest`` still hashes to what was recorded; records a file placed by hand.
+
+    Returns what it hashes to now when that differs from the record.
+    """
+    entry = recorded(dest)
+    digest = file_digest(dest, "sha256")
+    if entry is None:
+        record(dest, digest, source="placed by hand")
+        print(f"seed-solo: {dest} was not downloaded by seed-solo; recorded its sha256 "
+              f"{digest[:16]}... so that any later change is caught.")
+        return None
+    return None if digest == entry["sha256"] else f"sha256:{digest}"
+
+
+def _remove_stale_parts(dest: Path) -> None:
+    """Delete partial downloads of ``dest`` whose process is gone (a killed download)."""
+    for part in dest.parent.glob(f".{dest.name}.*.part"):
+        pid = part.name[len(dest.name) + 2: -len(".part")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            part.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def cached_path(entry: ZooEntry, cache: Union[str, Path] | None = None) -> Path:

@@ -40,7 +40,8 @@ def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     if source in registry:
         entry = registry[source]
         path = download.fetch(entry, cache_dir=options.get("cache_dir"))
-        return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm}
+        return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm,
+                                                                  "entry": entry}
     looks_like_path = "/" in source or "\\" in source or Path(source).suffix != ""
     what = "a path that does not exist" if looks_like_path else "no file and no zoo name"
     raise FileNotFoundError(
@@ -81,13 +82,35 @@ def build_teacher(source: str, format: str = "auto",
         raise ValueError(f"{str(path)!r} is a folder without solo-learn *.ckpt files; pass a "
                          "checkpoint file.")
     if fmt.startswith(LIBRARY_PREFIXES):
-        sd = unwrap_state_dict(read_checkpoint(path))
+        sd = unwrap_state_dict(read_checkpoint(path, what="teacher checkpoint"))
         model, dim, pre = library_teacher(fmt, sd)
         return model, dim, pre, f"{fmt} from {path.name}"
-    raw = read_checkpoint(path)
+    raw = read_checkpoint(path, what="teacher checkpoint")
     input_norm = options.get("input_norm") or defaults.get("input_norm")
-    return build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm,
-                                 embedding=options.get("embedding"))
+    embedding = options.get("embedding")
+    built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm,
+                                  embedding=embedding)
+    if "entry" in defaults:
+        # cls+mean concatenates two D-wide vectors: the entry's d is the CLS token's
+        scale = 2 if embedding == "cls+mean" else 1
+        _check_zoo_file(defaults["entry"], path, built[1] // scale, built[3])
+    return built
+
+
+def _check_zoo_file(entry: Any, path: Path, dim: int, description: str) -> None:
+    """A zoo name's file must be the network its entry describes: its d, and its architecture
+    where the file's is a named one (``nets.resnet.ARCHS``; descriptions read ``fmt arch -> d``).
+    """
+    from seed_solo.nets.resnet import ARCHS
+
+    words = description.split()
+    arch = words[1] if len(words) > 1 and words[1] in ARCHS else entry.arch
+    if dim != entry.embed_dim or arch != entry.arch:
+        raise ValueError(
+            f"{path} (zoo teacher {entry.name!r}) gives d = {dim} from a {description}, but the "
+            f"zoo entry says {entry.embed_dim} from a {entry.arch}: the cached file is another "
+            f"network; delete it and run `seed-solo zoo download {entry.name}`."
+        )
 
 
 def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any = "auto",

@@ -57,7 +57,8 @@ def load_solo(path: Union[str, Path], head: str = "projector") -> Tuple[nn.Modul
             "config with 'method' and 'backbone.name'."
         ) from err
     dataset = (args.get("data") or {}).get("dataset", "")
-    sd = unwrap_state_dict(read_checkpoint(ckpt, allow_inert_objects=True), ("state_dict",))
+    raw = read_checkpoint(ckpt, allow_inert_objects=True, what="teacher checkpoint")
+    sd = unwrap_state_dict(raw, ("state_dict",))
 
     backbone, feat_dim = build_solo_backbone(bb_name, args["backbone"].get("kwargs") or {},
                                              method, dataset)

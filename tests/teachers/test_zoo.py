@@ -193,3 +193,55 @@ def test_gated_entry_says_where_to_get_and_put_the_file(env, server):
     assert dest.exists()  # never deleted: it was placed by hand
     unchecked = dataclasses.replace(e, checksum=None)
     assert download.fetch(unchecked) == dest and server.hits == {}
+
+
+def test_a_cached_file_that_changed_since_it_arrived_is_caught(server, env, monkeypatch, capsys):
+    """Trust on first use: no published checksum, yet a later change is found and repaired."""
+    server.files["t.pth"] = b"the real weights"
+    entry = zoo.ZooEntry("tofu", f"{server.url}/t.pth", "m", "resnet50", "moco", 16)
+    dest = download.fetch(entry)
+    record = download.recorded(dest)
+    assert record["sha256"] == hashlib.sha256(b"the real weights").hexdigest()
+    assert record["size"] == 16 and record["source"] == f"{server.url}/t.pth"
+
+    dest.write_bytes(b"something else!!")  # same size, other bytes
+    assert download.fetch(entry).read_bytes() == b"the real weights"  # deleted, fetched again
+    assert "hashed to sha256:" in capsys.readouterr().out and server.hits["t.pth"] == 2
+
+    dest.write_bytes(b"tampered again")
+    monkeypatch.setenv("SEED_SOLO_OFFLINE", "1")
+    with pytest.raises(download.ChecksumError, match="recorded when it arrived.*put it at"):
+        download.fetch(entry)
+    assert not dest.exists()
+
+
+def test_a_file_placed_by_hand_is_recorded_then_watched(server, env, capsys):
+    entry = zoo.ZooEntry("hand", f"{server.url}/h.pth", "m", "resnet50", "moco", 16)
+    dest = env / "cache" / "hand.pth"
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"put here by hand")
+    assert download.fetch(entry) == dest and server.hits == {}
+    assert "was not downloaded by seed-solo; recorded its sha256" in capsys.readouterr().out
+    assert download.recorded(dest)["source"] == "placed by hand"
+
+
+def test_partial_downloads_of_dead_processes_are_removed(server, env):
+    server.files["p.pth"] = b"payload"
+    entry = zoo.ZooEntry("part", f"{server.url}/p.pth", "m", "resnet50", "moco", 16)
+    cache = env / "cache"
+    cache.mkdir()
+    dead = cache / ".part.pth.999999.part"  # no process has that pid
+    dead.write_bytes(b"pay")
+    assert download.fetch(entry).read_bytes() == b"payload"
+    assert not dead.exists() and sorted(p.name for p in cache.iterdir()) == [
+        "manifest.json", "part.pth"]
+
+
+def test_a_zoo_file_of_another_embedding_size_is_refused_by_name(server, env, moco_bytes):
+    enc, data = moco_bytes  # a MoCo checkpoint whose head gives d = 16
+    server.files["m.pth"] = data
+    zoo_file = write_zoo(env / "zoo.yaml", f"{server.url}/m.pth", name="claims-128")
+    text = zoo_file.read_text().replace("embed_dim: 16", "embed_dim: 128")
+    zoo_file.write_text(text)
+    with pytest.raises(ValueError, match="claims-128.*gives d = 16.*zoo entry says 128"):
+        load_teacher("claims-128", zoo_file=str(zoo_file))

@@ -1,0 +1,117 @@
+"""Kill -9 a run at random points and mid-save, rerun the same command: it always finishes.
+
+Each kill is followed by the same command again, which must resume (or start over when no
+checkpoint was finished), finish, never pick a truncated checkpoint, leave no temporary file,
+and keep the queue rows of the checkpoint it resumed from. TMPDIR is put on another file
+system (a tmpfs) than the checkpoints, the case where a save used to be a copy, not a rename.
+
+The suite kills twice (once mid-save, once at a random moment); SEED_SOLO_FAULT_SEEDS=10 kills
+ten times and prints the counts.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from helpers_e2e import REPO, needs_solo
+
+from seed_solo.runs import checkpoint_problem, checkpoints, last_good_checkpoint, temp_files
+
+pytestmark = [needs_solo, pytest.mark.slow]
+SEEDS = int(os.environ.get("SEED_SOLO_FAULT_SEEDS", "2"))
+CPU = ["data.dataset=custom", "data.format=image_folder", "data.num_workers=0",
+       "accelerator=cpu", "devices=1", "strategy=null", "sync_batchnorm=False", "precision=32",
+       "+enable_progress_bar=False", "optimizer.batch_size=8", "augmentations.0.crop_size=32",
+       "method_kwargs.queue_size=200", "max_epochs=3"]
+
+
+def _command(out):
+    return ["bash", "scripts/distill/imagenet/seed_r18.sh", *CPU, f"checkpoint.dir={out}"]
+
+
+def _env(data, tmpdir):
+    env = {**os.environ, "PYTHON": sys.executable, "PYTHONWARNINGS": "ignore",
+           "DATA_DIR": str(data), "TEACHER": "torchvision:resnet18", "TMPDIR": str(tmpdir)}
+    env.pop("SEED_SOLO_DEBUG", None)
+    return env
+
+
+def _queue(ckpt):
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return state["queue.embeddings"][: int(state["queue.num_filled"])]
+
+
+def _kill_once(cmd, env, out, mode, rng, nth_save=1):
+    """Start the run, kill -9 its process group during its ``nth_save`` checkpoint write
+    (``mode="save"``) or at a random moment; returns the phase it was killed in."""
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + (rng.uniform(12, 45) if mode == "random" else 300)
+    phase, saves, saving = "finished before the kill", 0, False
+    while proc.poll() is None and time.time() < deadline:
+        if mode == "save":
+            now = (out / "seed").is_dir() and any(temp_files(d) for d in (out / "seed").glob("*"))
+            saves += now and not saving
+            saving = now
+            if saving and saves == nth_save:
+                phase = "mid-save"
+                break
+        time.sleep(0.002 if mode == "save" else 0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        phase = phase if phase == "mid-save" else "mid-run"
+    proc.wait()
+    return phase
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no tmpfs at /dev/shm for TMPDIR")
+def test_kill_and_rerun_always_finishes_and_keeps_the_queue(tiny_data, tmp_path):
+    rng = random.Random(0)
+    counts = {"kills": 0, "mid-save": 0, "mid-run": 0, "resumed": 0, "started over": 0,
+              "finished": 0}
+    for seed in range(SEEDS):
+        out = tmp_path / f"run{seed}"
+        tmpdir = Path("/dev/shm") / f"seed-solo-fault-{os.getpid()}-{seed}"
+        tmpdir.mkdir()
+        env, cmd = _env(tiny_data, tmpdir), _command(out)
+        phase = _kill_once(cmd, env, out, "save" if seed % 2 == 0 else "random", rng,
+                           nth_save=1 + (seed // 2) % 2)
+        counts["kills"] += phase != "finished before the kill"
+        counts[phase] = counts.get(phase, 0) + 1
+
+        runs = [d for d in (out / "seed").glob("*") if d.is_dir()] if (out / "seed").is_dir() \
+            else []
+        for run_dir in runs:  # no checkpoint on disk is ever a torn one
+            assert all(checkpoint_problem(c) is None for c in checkpoints(run_dir)), phase
+        before = [c for c in (last_good_checkpoint(d, log=lambda _: None) for d in runs) if c]
+
+        again = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True,
+                               timeout=600)
+        assert again.returncode == 0, again.stderr[-3000:]
+        counts["resumed" if "Resuming from" in again.stdout else "started over"] += 1
+        final_dirs = [d for d in (out / "seed").iterdir() if list(d.glob("*.ckpt"))]
+        assert len(final_dirs) == 1  # one run folder holds the run
+        final = last_good_checkpoint(final_dirs[0])
+        assert final is not None and final.name.endswith("ep=2.ckpt")
+        assert not temp_files(final_dirs[0])
+        orphans = [p for p in tmpdir.rglob("*") if p.suffix in (".part", ".ckpt", ".tmp")]
+        assert not orphans  # (torch keeps its own compile cache there, which is fine)
+        if before:  # the rows saved before the crash are the start of the final queue
+            (pre,) = before
+            assert final.parent == pre.parent
+            rows = _queue(pre) if pre.exists() else None
+            if rows is not None:
+                assert torch.equal(_queue(final)[: len(rows)], rows)
+        counts["finished"] += 1
+        shutil.rmtree(tmpdir)
+    print("fault injection:", counts)
+    assert counts["finished"] == SEEDS and counts["kills"] >= 1
