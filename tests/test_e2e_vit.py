@@ -47,7 +47,7 @@ def test_offline_without_the_file_says_where_to_put_it(tiny_data, tmp_path):
                 f"checkpoint.dir={tmp_path}"],
                env={"DATA_DIR": str(tiny_data), "TEACHER": "dinov2-vits14",
                     "SEED_SOLO_CACHE": str(tmp_path / "empty"), "SEED_SOLO_OFFLINE": "1"},
-               expect=1)
+               expect=2)  # an expected error: one line, exit 2
     out = proc.stdout + proc.stderr
     assert "https://dl.fbaipublicfiles.com/dinov2/dinov2_vits14/dinov2_vits14_pretrain.pth" in out
     assert str(tmp_path / "empty" / "dinov2-vits14.pth") in out
