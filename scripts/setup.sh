@@ -72,6 +72,7 @@ root, solo = sys.argv[1:]
 assert md.version("solo-learn") == solo
 md.version("torch")
 md.version("nvidia-dali-cuda120")
+md.version("onnxruntime")  # the export extra
 spec = importlib.util.find_spec("seed_solo")
 assert spec and os.path.realpath(spec.origin).startswith(os.path.realpath(root) + os.sep)
 PY
@@ -172,7 +173,8 @@ EOF
 # solo-learn installed --no-deps on purpose, its own pins (lightning==2.1.2, wandb) are expected
 # there: those lines give way to one note, any other line of the report stays
 install_editable() {
-    "$PY" -m pip install --quiet --disable-pip-version-check -e "$SEED_SOLO_ROOT[dev,demo,dali]" 2>&1 \
+    "$PY" -m pip install --quiet --disable-pip-version-check \
+        -e "$SEED_SOLO_ROOT[dev,demo,dali,export]" 2>&1 \
         | awk '
             /^ERROR: pip.s dependency resolver does not currently take into account/ {
                 header = $0; next }
@@ -240,7 +242,7 @@ main() {
     case "${1:-}" in
         --plan)
             echo "environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")$([ -x "$PY" ] || echo " (to create)")"
-            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali]"; fi)"
+            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali,export]"; fi)"
             echo "solo-learn   $(solo_plan)"
             echo "demo data    $(data_plan)"
             return 0 ;;

@@ -1,4 +1,5 @@
-"""``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify``."""
+"""``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify`` and
+``seed-solo export RUN_DIR_OR_CKPT --to timm|torchvision|onnx OUT``."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     e = zoo.registry(args.zoo_file).get_entry(args.name)
     path = download.cached_path(e, args.cache_dir)
     for key in ("name", "method", "arch", "epochs", "format", "embed_dim", "input_norm", "top1",
-                "licence", "checksum", "url", "mirrors", "source", "note"):
+                "licence", "checksum", "gated", "file", "url", "mirrors", "source", "note"):
         value = getattr(e, key)
         if key == "mirrors":
             value = ", ".join(value) if value else None
@@ -89,6 +90,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from seed_solo.export import TOLERANCE, export
+
+    done = export(args.source, args.to, args.out)
+    print(f"wrote {done.path} ({done.target} {done.name}); max |diff| against the student "
+          f"{done.max_diff:.1e} (<= {TOLERANCE})")
+    print(f"load it: {done.how.replace('PATH', repr(str(done.path)))}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seed-solo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = zsub.add_parser("verify", help="re-hash cached teachers against their checksums")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision "
+                       "or ONNX (no teacher needed)")
+    p.add_argument("source", metavar="RUN_DIR_OR_CKPT",
+                   help="a run folder (its last checkpoint is taken) or a .ckpt inside one")
+    p.add_argument("--to", required=True, choices=["timm", "torchvision", "onnx"])
+    p.add_argument("out", metavar="OUT", help="the file to write (.pth, or .onnx)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

@@ -10,8 +10,7 @@ from typing import Any, Dict, Mapping, Tuple
 
 from torch import nn
 
-from seed_solo.names import unknown_name
-from seed_solo.students import STUDENTS, create_student
+from seed_solo.students import PREFIXES, STUDENTS, create_student, unknown_student
 
 CIFAR = ("cifar10", "cifar100")
 
@@ -36,8 +35,8 @@ def build_solo_backbone(name: str, kwargs: Mapping[str, Any], method: str,
         import seed_solo  # noqa: F401 (registers seed-solo's students into solo's table)
 
         table = BaseMethod._BACKBONES
-        if name not in table:
-            raise ValueError(unknown_name("solo-learn backbone", name, table))
+        if name not in table:  # answers timm:NAME / torchvision:NAME too (students.py)
+            raise ValueError(unknown_student(name, table))
         backbone = table[name](method, **kwargs)
     if name.startswith("resnet"):
         dim = backbone.inplanes
@@ -56,7 +55,7 @@ def _backbone_without_solo(name: str, kwargs: Dict[str, Any]) -> nn.Module:
 
     if name in ("resnet18", "resnet50"):
         return getattr(torchvision.models, name)(**kwargs)
-    if name in STUDENTS:
+    if name in STUDENTS or name.startswith(PREFIXES):
         return create_student(name, **kwargs)
     raise ValueError(
         f"backbone {name!r} needs solo-learn installed to be rebuilt (without it: resnet18, "

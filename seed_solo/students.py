@@ -9,7 +9,7 @@ Each entry builds a module mapping (B, 3, H, W) images to (B, F) pooled features
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Iterable
 
 import torchvision
 from torch import nn
@@ -103,11 +103,80 @@ def efficientnet_lite0(block: Any = None, resolution: Any = None, **kwargs: Any)
     return model
 
 
+#: ``timm:NAME`` / ``torchvision:NAME``: any model of either library, by name
+PREFIXES = ("timm:", "torchvision:")
+
+
+def library_student(spec: str, **kwargs: Any) -> nn.Module:
+    """``timm:NAME`` (built with ``num_classes=0``) or ``torchvision:NAME`` (classifier replaced
+    by the identity), random weights, ``kwargs`` passed to the builder; ``num_features`` is read
+    off a dry forward, never from the model's own attribute.
+
+    Raises:
+        ValueError: an unknown library or model name, with the closest names.
+    """
+    from seed_solo.nets.libraries import (
+        feature_width,
+        timm_input_size,
+        timm_model,
+        torchvision_model,
+    )
+
+    lib, _, name = spec.partition(":")
+    if lib == "timm":
+        model, _, _ = timm_model(name, **kwargs)
+        size = timm_input_size(model, kwargs.get("img_size"))
+    elif lib == "torchvision":
+        model, _ = torchvision_model(name, **kwargs)
+        size = int(kwargs.get("image_size", 224))
+    else:
+        raise ValueError(f"unknown model library {lib!r} in {spec!r}; expected timm:NAME or "
+                         "torchvision:NAME.")
+    model.num_features = feature_width(model, size)
+    return model
+
+
+def is_library_student(name: str) -> bool:
+    """True for a ``timm:NAME`` / ``torchvision:NAME`` whose model exists."""
+    lib, _, model = str(name).partition(":")
+    if lib == "timm":
+        import timm
+
+        return timm.is_model(model)
+    if lib == "torchvision":
+        import torchvision
+
+        return model in torchvision.models.list_models(torchvision.models)
+    return False
+
+
 def create_student(name: str, **kwargs: Any) -> nn.Module:
-    """Build the student ``name``; an unknown name fails with the known ones."""
+    """Build the student ``name`` (registered, or ``timm:NAME`` / ``torchvision:NAME``); an
+    unknown name fails with the closest known ones."""
+    if str(name).startswith(PREFIXES):
+        return library_student(name, **kwargs)
     if name not in STUDENTS:
-        raise KeyError(unknown_name("student backbone", name, STUDENTS))
+        raise KeyError(unknown_student(name, STUDENTS))
     return STUDENTS[name].build(**kwargs)
+
+
+def unknown_student(name: str, known: Iterable[str]) -> str:
+    """The message for a student name that is neither in ``known`` nor a library model: the
+    closest names of the library a prefixed name points into, else of ``known``."""
+    lib, _, model = str(name).partition(":")
+    if lib == "timm":
+        import timm
+
+        return unknown_name("timm model", model, timm.list_models(), "see timm.list_models()")
+    if lib == "torchvision":
+        import torchvision
+
+        return unknown_name("torchvision model", model,
+                            torchvision.models.list_models(torchvision.models),
+                            "see torchvision.models.list_models()")
+    return unknown_name("student backbone", name, known,
+                        f"known: {', '.join(sorted(known))}, or timm:NAME / torchvision:NAME "
+                        "for any model of those libraries")
 
 
 def _solo_builder(name: str) -> Callable[..., nn.Module]:
@@ -118,11 +187,39 @@ def _solo_builder(name: str) -> Callable[..., nn.Module]:
     return build
 
 
-def register_with_solo(backbones: Dict[str, Callable[..., nn.Module]]) -> None:
-    """Add every student to solo-learn's backbone table ``backbones``, keeping solo's own.
+class BackboneTable(dict):
+    """solo-learn's backbone table that also answers ``timm:NAME`` / ``torchvision:NAME``.
+
+    solo-learn asserts ``name in BaseMethod._BACKBONES`` and then indexes it, in pretraining and
+    in its own linear evaluation alike; a prefixed name of an existing model is added to the
+    table the first time it is asked for, so every such lookup finds it.
+    """
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or self._add(name)
+
+    def __missing__(self, name: str) -> Callable[..., nn.Module]:
+        if self._add(name):
+            return dict.__getitem__(self, name)
+        raise KeyError(name)
+
+    def _add(self, name: object) -> bool:
+        if not (isinstance(name, str) and name.startswith(PREFIXES) and is_library_student(name)):
+            return False
+        self[name] = _solo_builder(name)
+        return True
+
+
+def register_with_solo(owner: Any) -> None:
+    """Add every student to solo-learn's backbone table ``owner._BACKBONES``, keeping solo's
+    own, and make the table answer ``timm:NAME`` / ``torchvision:NAME`` (:class:`BackboneTable`).
 
     Idempotent; a name solo-learn already defines (resnet18) keeps solo-learn's builder, which
     is the same torchvision network.
     """
+    table = owner._BACKBONES
+    if not isinstance(table, BackboneTable):
+        table = BackboneTable(table)
+        owner._BACKBONES = table
     for name in STUDENTS:
-        backbones.setdefault(name, _solo_builder(name))
+        table.setdefault(name, _solo_builder(name))

@@ -63,7 +63,8 @@ def test_the_graph_was_read():
     assert {"seed_solo.linear", "seed_solo.nets.lite0", "seed_solo.teachers.loader"} <= set(GRAPH)
 
 
-@pytest.mark.parametrize("entry", ["seed_solo.linear", "seed_solo.rebuild", "seed_solo.students"])
+@pytest.mark.parametrize("entry", ["seed_solo.linear", "seed_solo.rebuild", "seed_solo.students",
+                                   "seed_solo.export"])
 def test_evaluating_a_student_never_reaches_teacher_code(entry):
     reached = _reach(entry)
     assert "seed_solo.nets.tiny_resnet" in reached  # the walk does follow imports

@@ -9,7 +9,7 @@ def register() -> None:
 
     from seed_solo.students import register_with_solo
 
-    register_with_solo(BaseMethod._BACKBONES)
+    register_with_solo(BaseMethod)
     # the module adds METHODS["seed"] once it has defined SEED; a plain module import (not
     # `from ... import SEED`) also works when seed.py's own `import solo` brought us here
     import seed_solo.methods.seed  # noqa: F401

@@ -15,9 +15,9 @@ from torch.nn.modules.module import _IncompatibleKeys
 
 from seed_solo.distributed import ddp_ignore
 from seed_solo.losses import seed_loss
-from seed_solo.names import unknown_name
 from seed_solo.nets.projector import projection_head
 from seed_solo.queue import EmbeddingQueue
+from seed_solo.students import unknown_student
 
 TEACHER_PREFIX = "teacher."
 
@@ -84,9 +84,7 @@ class SEED(BaseMethod):
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
         cfg = super(SEED, SEED).add_and_assert_specific_cfg(cfg)
         if cfg.backbone.name not in BaseMethod._BACKBONES:
-            raise KeyError(
-                unknown_name("student backbone", str(cfg.backbone.name), BaseMethod._BACKBONES)
-            )
+            raise KeyError(unknown_student(str(cfg.backbone.name), BaseMethod._BACKBONES))
         kw = "method_kwargs."
         teacher = omegaconf_select(cfg, kw + "teacher", None)
         if teacher in (None, ""):

@@ -6,7 +6,7 @@ classifier's keys being the only ones dropped.
 
 from __future__ import annotations
 
-from typing import Callable, Tuple
+from typing import Any, Callable, Tuple
 
 import torch
 from torch import nn
@@ -26,18 +26,45 @@ def _first_linear_in(module: nn.Module) -> int | None:
     return None
 
 
-def torchvision_model(name: str, sd: StateDict | None = None) -> Tuple[nn.Module, int]:
+def feature_width(model: nn.Module, size: int = 224) -> int:
+    """F of ``model``, read off a dry forward of one ``size`` px image in eval mode (a model's
+    ``num_features`` can be wrong: timm's MobileNetV3 reports 960 and outputs 1280)."""
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, size, size))
+    model.train(was_training)
+    if out.ndim != 2:
+        raise ValueError(f"{type(model).__name__} outputs shape {tuple(out.shape)}, not (B, F) "
+                         "pooled features; pick a model that pools (timm: num_classes=0).")
+    return int(out.shape[1])
+
+
+def timm_input_size(model: nn.Module, img_size: Any = None) -> int:
+    """The side of the image a timm model expects: ``img_size`` if given, else its config's."""
+    if img_size is not None:
+        return int(img_size if isinstance(img_size, int) else img_size[-1])
+    return int(getattr(model, "pretrained_cfg", {}).get("input_size", (3, 224, 224))[-1])
+
+
+def classifier_attr(model: nn.Module) -> str | None:
+    """The attribute holding a torchvision model's classifier (``fc``, ``classifier``...)."""
+    return next((a for a in _TV_CLASSIFIERS if isinstance(getattr(model, a, None), nn.Module)),
+                None)
+
+
+def torchvision_model(name: str, sd: StateDict | None = None,
+                      **kwargs: Any) -> Tuple[nn.Module, int]:
     """torchvision ``name`` without its classifier: (model, F), weights from ``sd`` if given."""
     import torchvision
 
     try:
-        model = torchvision.models.get_model(name, weights=None)
+        model = torchvision.models.get_model(name, weights=None, **kwargs)
     except ValueError as err:
         known = torchvision.models.list_models(torchvision.models)
         raise ValueError(unknown_name("torchvision model", name, known,
                                       "see torchvision.models.list_models()")) from err
-    attr = next((a for a in _TV_CLASSIFIERS if isinstance(getattr(model, a, None), nn.Module)),
-                None)
+    attr = classifier_attr(model)
     if attr is None:
         raise ValueError(f"torchvision model {name!r} has no classifier attribute among "
                          f"{_TV_CLASSIFIERS}; load it as a plain module instead.")
@@ -49,7 +76,8 @@ def torchvision_model(name: str, sd: StateDict | None = None) -> Tuple[nn.Module
     return model, int(dim)
 
 
-def timm_model(name: str, sd: StateDict | None = None) -> Tuple[nn.Module, int, Callable]:
+def timm_model(name: str, sd: StateDict | None = None,
+               **kwargs: Any) -> Tuple[nn.Module, int, Callable]:
     """timm ``name`` with ``num_classes=0``: (model, F, preprocess), weights from ``sd`` if given.
 
     ``preprocess`` re-normalises ImageNet-normalised inputs to the model's own mean/std when
@@ -60,7 +88,7 @@ def timm_model(name: str, sd: StateDict | None = None) -> Tuple[nn.Module, int, 
     if not timm.is_model(name):
         raise ValueError(unknown_name("timm model", name, timm.list_models(),
                                       "see timm.list_models()"))
-    model = timm.create_model(name, pretrained=False, num_classes=0)
+    model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     dim = getattr(model, "head_hidden_size", None) or model.num_features
     if sd is not None:
         cls = model.pretrained_cfg.get("classifier") or "head"

@@ -282,7 +282,26 @@ def cached_path(entry: ZooEntry, cache: Union[str, Path] | None = None) -> Path:
 
 
 def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
-    """The local file of zoo ``entry``, downloaded and verified on first use."""
+    """The local file of zoo ``entry``, downloaded and verified on first use.
+
+    Raises:
+        FileNotFoundError: a gated entry whose file is not in the cache (says where to get it
+            and where to put it).
+    """
+    if entry.gated:
+        path = cached_path(entry, cache_dir)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{entry.name} is a gated download under the {entry.licence}: request it at "
+                f"{entry.url}, then save {entry.file or 'the file'} as {path} or pass its path "
+                "as the teacher."
+            )
+        bad = verify(path, entry.checksum)
+        if bad is not None:  # a file placed by hand is never deleted
+            raise ChecksumError(f"{path} hashed to {bad}, expected {entry.checksum}: it is not "
+                                f"{entry.file or entry.name}; replace it with the file from "
+                                f"{entry.url}.")
+        return path
     return download(entry.urls(), cached_path(entry, cache_dir), entry.checksum)
 
 

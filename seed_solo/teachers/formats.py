@@ -122,25 +122,31 @@ FORMATS: Dict[str, Format] = {
 
 
 def detect_format(sd: Mapping[str, Any]) -> str:
-    """The name of the first format whose ``detect`` accepts the keys of ``sd``.
+    """The name of the first format whose ``detect`` accepts the keys of ``sd``: the ViT
+    layouts of :mod:`seed_solo.teachers.vit` first, then the ResNet ones.
 
     Raises:
         ValueError: no format fits; names a few keys and the formats.
     """
+    from seed_solo.teachers.vit import VIT_FORMATS, detect_vit
+
     keys = set(strip_module(sd))
+    vit = detect_vit(keys)
+    if vit is not None:
+        return vit
     for fmt in FORMATS.values():
         if fmt.detect is not None and fmt.detect(keys):
             return fmt.name
     sample = ", ".join(sorted(keys)[:6])
     raise ValueError(
         f"could not detect the checkpoint's layout from its keys ({sample}, ...); expected one "
-        f"of {', '.join(FORMATS)} or a solo-learn .ckpt with args.json beside it: pass "
-        "teacher_format explicitly."
+        f"of {', '.join([*VIT_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside "
+        "it: pass teacher_format explicitly."
     )
 
 
 def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
-                          input_norm: str | None = None
+                          input_norm: str | None = None, embedding: str | None = None
                           ) -> Tuple[nn.Module, int, nn.Module | None, str]:
     """Build the teacher of a loaded checkpoint ``raw`` in layout ``fmt``.
 
@@ -149,13 +155,26 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         fmt: a key of :data:`FORMATS` or ``auto``.
         name: the file's name, for messages.
         input_norm: override the format's input normalisation (``imagenet`` or ``none``).
+        embedding: ViT layouts only: ``cls`` (default), ``mean`` or ``cls+mean``.
 
     Returns:
         (model, d, preprocess, description); ``model`` maps ImageNet-normalised images to (B, d).
     """
     sd = unwrap_state_dict(raw)
+    from seed_solo.teachers.vit import VIT_FORMATS, build_vit
+
     if fmt == "auto":
         fmt = detect_format(sd)
+    norm = input_norm or "imagenet"
+    if norm not in INPUT_NORMS:
+        raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
+    if fmt in VIT_FORMATS:
+        model, dim, desc = build_vit(strip_module(sd), fmt, name, embedding)
+        pre = Renormalize(IMAGENET_MEAN, IMAGENET_STD) if norm == "none" else None
+        return model, dim, pre, desc
+    if embedding not in (None, "pooled"):
+        raise ValueError(f"teacher_options.embedding={embedding!r} applies to ViT formats "
+                         f"({', '.join(VIT_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
     layout = FORMATS[fmt]
     converted = layout.convert(sd)
     backbone_sd = {k[len("backbone."):]: v for k, v in converted.items()

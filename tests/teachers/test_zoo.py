@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
@@ -155,6 +156,43 @@ def test_plain_url_source(server, env, moco_bytes):
     teacher = load_teacher(f"{server.url}/moco.pth.tar?sig=abc")
     assert teacher.embed_dim == 16
     assert len(list((env / "cache" / "urls").glob("*-moco.pth.tar"))) == 1
+
+
+def test_vit_teachers_are_listed_with_their_facts():
+    from seed_solo.teachers.vit import VIT_FORMATS
+
+    reg = zoo.registry()
+    dims = {"dinov2-vits14": 384, "dinov2-vitb14": 768, "dinov2-vitl14": 1024,
+            "dinov2-vitg14": 1536, "dinov2-vits14-reg4": 384, "dinov2-vitg14-reg4": 1536,
+            "dino-vits16": 384, "dino-vitb16": 768, "mocov3-vits-300ep": 256,
+            "mocov3-vitb-300ep": 256, "dinov3-vits16": 384, "dinov3-vitb16": 768,
+            "dinov3-vitl16": 1024, "dinov3-convnext-tiny": 768, "dinov3-convnext-large": 1536}
+    for name, dim in dims.items():
+        e = reg[name]
+        assert e.format in VIT_FORMATS and e.embed_dim == dim and e.licence
+    assert reg["dinov2-vits14"].url.endswith("/dinov2_vits14/dinov2_vits14_pretrain.pth")
+    assert reg["dinov2-vitb14-reg4"].url.endswith("dinov2_vitb14_reg4_pretrain.pth")
+    assert reg["dinov2-vits14"].top1 == 81.1 and reg["dinov2-vitg14"].top1 == 86.5
+    assert reg["mocov3-vits-300ep"].url.endswith("vit-s-300ep.pth.tar")
+    assert reg["dino-vits16"].url.endswith("dino_deitsmall16_pretrain.pth")
+    assert reg["dinov3-vitl16"].gated and reg["dinov3-vitl16"].licence == "DINOv3 License"
+
+
+def test_gated_entry_says_where_to_get_and_put_the_file(env, server):
+    e = zoo.registry()["dinov3-vits16"]
+    dest = env / "cache" / "dinov3-vits16.pth"
+    with pytest.raises(FileNotFoundError) as err:
+        download.fetch(e)
+    msg = str(err.value)
+    assert "gated download under the DINOv3 License" in msg and e.url in msg
+    assert "dinov3_vits16_pretrain_lvd1689m-08c60483.pth" in msg and str(dest) in msg
+    dest.parent.mkdir(parents=True)
+    dest.write_bytes(b"placed by hand")
+    with pytest.raises(download.ChecksumError, match="expected sha256:08c60483"):
+        download.fetch(e)  # the file name's 8 hex digits are its sha256 prefix
+    assert dest.exists()  # never deleted: it was placed by hand
+    unchecked = dataclasses.replace(e, checksum=None)
+    assert download.fetch(unchecked) == dest and server.hits == {}
 
 
 def test_a_cached_file_that_changed_since_it_arrived_is_caught(server, env, monkeypatch, capsys):
