@@ -1,4 +1,4 @@
-"""Kill -9 a run at random points and mid-save, rerun the same command: it always finishes.
+"""Kill -9 a 2-process DDP run at random points and mid-save, rerun: it always finishes.
 
 Each kill is followed by the same command again, which must resume (or start over when no
 checkpoint was finished), finish, never pick a truncated checkpoint, leave no temporary file,
@@ -28,10 +28,12 @@ from seed_solo.runs import checkpoint_problem, checkpoints, last_good_checkpoint
 
 pytestmark = [needs_solo, pytest.mark.slow]
 SEEDS = int(os.environ.get("SEED_SOLO_FAULT_SEEDS", "2"))
+WORLD = int(os.environ.get("SEED_SOLO_FAULT_WORLD", "2"))  # CPU processes under Lightning DDP
 CPU = ["data.dataset=custom", "data.format=image_folder", "data.num_workers=0",
-       "accelerator=cpu", "devices=1", "strategy=null", "sync_batchnorm=False", "precision=32",
-       "+enable_progress_bar=False", "optimizer.batch_size=8", "augmentations.0.crop_size=32",
-       "method_kwargs.queue_size=200", "max_epochs=3"]
+       "accelerator=cpu", f"devices={WORLD}", f"strategy={'ddp' if WORLD > 1 else 'null'}",
+       "sync_batchnorm=False", "precision=32", "+enable_progress_bar=False",
+       "optimizer.batch_size=4", "augmentations.0.crop_size=32", "method_kwargs.queue_size=200",
+       "max_epochs=3"]
 
 
 def _command(out):
@@ -55,7 +57,7 @@ def _kill_once(cmd, env, out, mode, rng, nth_save=1):
     (``mode="save"``) or at a random moment; returns the phase it was killed in."""
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + (rng.uniform(6, 25) if mode == "random" else 300)
+    deadline = time.time() + (rng.uniform(4, 20) if mode == "random" else 300)
     phase, saves, saving = "finished before the kill", 0, False
     while proc.poll() is None and time.time() < deadline:
         if mode == "save":
