@@ -40,7 +40,9 @@ def check_device(cfg: DictConfig, cuda_available: bool) -> None:
     solo_dali()
     device = (cfg.get("dali") or {}).get("device", "gpu")
     if device not in ("cpu", "gpu"):
-        raise ValueError(f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu.")
+        raise ValueError(
+            f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu."
+        )
     if device == "gpu" and (cfg.get("accelerator") == "cpu" or not cuda_available):
         raise ValueError(
             "dali.device=gpu needs a CUDA GPU and accelerator=gpu; on a CPU set dali.device=cpu "

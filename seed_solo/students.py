@@ -15,6 +15,16 @@ import torchvision
 from torch import nn
 
 from seed_solo.names import unknown_name
+from seed_solo.nets.libraries import (
+    PREFIXES,
+    feature_width,
+    has_model,
+    split_spec,
+    timm_input_size,
+    timm_model,
+    torchvision_model,
+    unknown_model,
+)
 from seed_solo.nets.tiny_resnet import TinyResNet
 
 
@@ -103,10 +113,6 @@ def efficientnet_lite0(block: Any = None, resolution: Any = None, **kwargs: Any)
     return model
 
 
-#: ``timm:NAME`` / ``torchvision:NAME``: any model of either library, by name
-PREFIXES = ("timm:", "torchvision:")
-
-
 def library_student(spec: str, **kwargs: Any) -> nn.Module:
     """``timm:NAME`` (built with ``num_classes=0``) or ``torchvision:NAME`` (classifier replaced
     by the identity), random weights, ``kwargs`` passed to the builder; ``num_features`` is read
@@ -115,39 +121,15 @@ def library_student(spec: str, **kwargs: Any) -> nn.Module:
     Raises:
         ValueError: an unknown library or model name, with the closest names.
     """
-    from seed_solo.nets.libraries import (
-        feature_width,
-        timm_input_size,
-        timm_model,
-        torchvision_model,
-    )
-
-    lib, _, name = spec.partition(":")
+    lib, name = split_spec(spec)
     if lib == "timm":
         model, _, _ = timm_model(name, **kwargs)
         size = timm_input_size(model, kwargs.get("img_size"))
-    elif lib == "torchvision":
+    else:
         model, _ = torchvision_model(name, **kwargs)
         size = int(kwargs.get("image_size", 224))
-    else:
-        raise ValueError(f"unknown model library {lib!r} in {spec!r}; expected timm:NAME or "
-                         "torchvision:NAME.")
     model.num_features = feature_width(model, size)
     return model
-
-
-def is_library_student(name: str) -> bool:
-    """True for a ``timm:NAME`` / ``torchvision:NAME`` whose model exists."""
-    lib, _, model = str(name).partition(":")
-    if lib == "timm":
-        import timm
-
-        return timm.is_model(model)
-    if lib == "torchvision":
-        import torchvision
-
-        return model in torchvision.models.list_models(torchvision.models)
-    return False
 
 
 def create_student(name: str, **kwargs: Any) -> nn.Module:
@@ -163,17 +145,8 @@ def create_student(name: str, **kwargs: Any) -> nn.Module:
 def unknown_student(name: str, known: Iterable[str]) -> str:
     """The message for a student name that is neither in ``known`` nor a library model: the
     closest names of the library a prefixed name points into, else of ``known``."""
-    lib, _, model = str(name).partition(":")
-    if lib == "timm":
-        import timm
-
-        return unknown_name("timm model", model, timm.list_models(), "see timm.list_models()")
-    if lib == "torchvision":
-        import torchvision
-
-        return unknown_name("torchvision model", model,
-                            torchvision.models.list_models(torchvision.models),
-                            "see torchvision.models.list_models()")
+    if str(name).startswith(PREFIXES):
+        return unknown_model(*split_spec(name))
     return unknown_name("student backbone", name, known,
                         f"known: {', '.join(sorted(known))}, or timm:NAME / torchvision:NAME "
                         "for any model of those libraries")
@@ -204,7 +177,7 @@ class BackboneTable(dict):
         raise KeyError(name)
 
     def _add(self, name: object) -> bool:
-        if not (isinstance(name, str) and name.startswith(PREFIXES) and is_library_student(name)):
+        if not (isinstance(name, str) and has_model(name)):
             return False
         self[name] = _solo_builder(name)
         return True

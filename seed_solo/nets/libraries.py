@@ -6,7 +6,7 @@ classifier's keys being the only ones dropped.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Tuple
+from typing import Any, Callable, List, Tuple
 
 import torch
 from torch import nn
@@ -17,6 +17,45 @@ from seed_solo.state_dict import StateDict, load_exact
 
 #: attribute names of classifiers in torchvision models, tried in this order
 _TV_CLASSIFIERS = ("fc", "classifier", "heads", "head")
+#: ``timm:NAME`` / ``torchvision:NAME``: a model of either library, by name
+PREFIXES = ("timm:", "torchvision:")
+
+
+def split_spec(spec: str) -> Tuple[str, str]:
+    """``"timm:NAME"`` -> ``("timm", "NAME")``; any other library is refused by name."""
+    lib, _, name = str(spec).partition(":")
+    if lib not in ("timm", "torchvision"):
+        raise ValueError(f"unknown model library {lib!r} in {spec!r}; expected timm:NAME or "
+                         "torchvision:NAME.")
+    return lib, name
+
+
+def _known(lib: str) -> List[str]:
+    if lib == "timm":
+        import timm
+
+        return timm.list_models()
+    import torchvision
+
+    return torchvision.models.list_models(torchvision.models)
+
+
+def has_model(spec: str) -> bool:
+    """True for a ``timm:NAME`` / ``torchvision:NAME`` whose model exists."""
+    if not str(spec).startswith(PREFIXES):
+        return False
+    lib, name = split_spec(spec)
+    if lib == "timm":
+        import timm
+
+        return timm.is_model(name)
+    return name in _known(lib)
+
+
+def unknown_model(lib: str, name: str) -> str:
+    """The message for a model ``name`` that library ``lib`` lacks, with the closest names."""
+    where = "see timm.list_models()" if lib == "timm" else "see torchvision.models.list_models()"
+    return unknown_name(f"{lib} model", name, _known(lib), where)
 
 
 def _first_linear_in(module: nn.Module) -> int | None:
@@ -61,9 +100,7 @@ def torchvision_model(name: str, sd: StateDict | None = None,
     try:
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     except ValueError as err:
-        known = torchvision.models.list_models(torchvision.models)
-        raise ValueError(unknown_name("torchvision model", name, known,
-                                      "see torchvision.models.list_models()")) from err
+        raise ValueError(unknown_model("torchvision", name)) from err
     attr = classifier_attr(model)
     if attr is None:
         raise ValueError(f"torchvision model {name!r} has no classifier attribute among "
@@ -86,8 +123,7 @@ def timm_model(name: str, sd: StateDict | None = None,
     import timm
 
     if not timm.is_model(name):
-        raise ValueError(unknown_name("timm model", name, timm.list_models(),
-                                      "see timm.list_models()"))
+        raise ValueError(unknown_model("timm", name))
     model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     dim = getattr(model, "head_hidden_size", None) or model.num_features
     if sd is not None:

@@ -7,22 +7,18 @@ loaded with exact key checks (:mod:`seed_solo.nets.libraries`).
 
 from __future__ import annotations
 
-from seed_solo.nets.libraries import timm_model, torchvision_model
+from seed_solo.nets.libraries import PREFIXES, split_spec, timm_model, torchvision_model
 from seed_solo.state_dict import StateDict
 from seed_solo.teachers.heads import Embedder
 
-#: the source prefixes this module builds
-PREFIXES = ("torchvision:", "timm:")
+__all__ = ["PREFIXES", "library_teacher"]
 
 
 def library_teacher(spec: str, sd: StateDict | None = None):
     """``torchvision:NAME`` or ``timm:NAME`` -> (Embedder, F, preprocess)."""
-    lib, _, name = spec.partition(":")
+    lib, name = split_spec(spec)
     if lib == "torchvision":
         model, dim = torchvision_model(name, sd)
         return Embedder(model), dim, None
-    if lib == "timm":
-        model, dim, pre = timm_model(name, sd)
-        return Embedder(model), dim, pre
-    raise ValueError(f"unknown model library {lib!r} in {spec!r}; expected torchvision:NAME or "
-                     "timm:NAME.")
+    model, dim, pre = timm_model(name, sd)
+    return Embedder(model), dim, pre
