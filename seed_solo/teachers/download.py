@@ -5,13 +5,22 @@ file beside its destination and is renamed into place only when complete (Conten
 reached) and verified (md5/sha256 prefix, where known), so a partial or corrupt file is never
 used. Each file's sha256 is recorded in the cache's ``manifest.json`` when it arrives (trust on
 first use: most publishers give no checksum) and checked at every later use, so a file changed
-or replaced in the cache is caught. ``SEED_SOLO_OFFLINE=1`` never touches the network. Under
-DDP only the first process of each node (``LOCAL_RANK`` 0, else rank 0) downloads while the
-others wait at a barrier.
+or replaced in the cache is caught. ``SEED_SOLO_OFFLINE=1`` never touches the network.
+
+One download per cache folder, however many processes ask at once: whoever downloads holds an
+exclusive lock on the folder (``flock`` on its ``.lock`` file), and every other process waits on
+that lock, then checks the finished file under a shared lock, several at a time. This holds
+before any process group exists (torchrun and srun start every rank at once, and each builds its
+teacher before Lightning joins them), across the ranks of a node, and across nodes that share the
+cache on a file system whose ``flock`` reaches every node (a local disk, NFSv4; Lustre mounted
+with ``-o flock``). Inside a process group only the first process of each node (``LOCAL_RANK``
+0, else rank 0) fetches, and the others wait at a barrier.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Tuple, Union
+from typing import Any, Dict, Iterator, List, Tuple, Union
 from urllib.parse import urlparse
 
 from seed_solo.atomic import atomic_path, write_json
@@ -30,6 +39,7 @@ from seed_solo.teachers.zoo import ZooEntry
 ENV_CACHE = "SEED_SOLO_CACHE"
 ENV_OFFLINE = "SEED_SOLO_OFFLINE"
 CHUNK = 1 << 20
+LOCK = ".lock"
 
 
 def cache_dir(override: Union[str, Path] | None = None) -> Path:
@@ -139,8 +149,9 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
              timeout: float = 60.0) -> Path:
     """``dest``, downloaded from the first of ``urls`` that works unless already there and valid.
 
-    A cached file that fails ``checksum`` is deleted and downloaded again. Under DDP only the
-    first process per node downloads; the others wait at a barrier and then use the file.
+    A cached file that fails ``checksum`` is deleted and downloaded again. Processes asking at
+    once download it once per cache folder (a file lock: the others wait, then use the file);
+    inside a process group only the first process per node fetches, the others wait at a barrier.
 
     Raises:
         DownloadError: offline mode and no cached file (says which url to fetch and where to put
@@ -152,7 +163,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     error: BaseException | None = None
     if not distributed or _is_downloader():
         try:
-            _ensure(urls, dest, checksum, timeout)
+            _ensure_locked(urls, dest, checksum, timeout)
         except BaseException as err:  # the other ranks must still pass the barrier
             error = err
     if distributed:
@@ -171,6 +182,31 @@ def _barrier_needed() -> bool:
     import torch.distributed as dist
 
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, shared: bool = False) -> Iterator[None]:
+    """Hold ``folder``'s lock (its ``.lock`` file): exclusive, or ``shared`` with other readers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _ensure_locked(urls: List[str], dest: Path, checksum: str | None, timeout: float) -> None:
+    """:func:`_ensure` once per cache folder: a valid cached file is checked under a shared
+    lock (by many processes at once); anything else (a download, a repair) is done under the
+    exclusive lock, by the first process to take it, and the rest find the file done."""
+    with folder_lock(dest.parent, shared=True):
+        entry = recorded(dest) if dest.is_file() else None
+        if (entry is not None and verify(dest, checksum) is None
+                and file_digest(dest, "sha256") == entry["sha256"]):
+            return
+    with folder_lock(dest.parent):
+        _ensure(urls, dest, checksum, timeout)
 
 
 def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -> None:
