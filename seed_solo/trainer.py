@@ -18,6 +18,7 @@ from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from seed_solo.checkpointing import check_explicit_resume, find_resume, make_checkpointer
+from seed_solo.launch import check_launch
 from seed_solo.runs import find_checkpoint
 
 
@@ -29,7 +30,8 @@ def require_epochs(cfg: DictConfig) -> None:
 
 
 def devices_for_parse(cfg: DictConfig) -> Any:
-    """solo-learn's parse_cfg scales the lr by ``len(cfg.devices)``: give it a list.
+    """solo-learn's parse_cfg scales the lr by ``len(cfg.devices) * cfg.num_nodes``: give it a
+    list, after checking both against what torchrun or srun started (:mod:`seed_solo.launch`).
 
     Returns the user's original value, to hand to the Trainer afterwards.
     """
@@ -39,6 +41,7 @@ def devices_for_parse(cfg: DictConfig) -> Any:
     elif isinstance(original, str):
         count = int(original) if original.isdigit() else len(original.split(","))
         cfg.devices = list(range(max(1, count)))
+    check_launch(len(cfg.devices), int(cfg.get("num_nodes", 1) or 1), original)
     return original
 
 
