@@ -2,14 +2,17 @@
 
 import http.server
 import threading
+import time
 
 
 class Server:
     """Serves ``files`` (name -> bytes); ``truncate`` names files whose body is cut in half
-    while Content-Length announces the full size. Counts requests per path."""
+    while Content-Length announces the full size; ``pause`` (name -> seconds) sends half the
+    body, waits, then the rest, so that a file is half-written for that long. Counts requests
+    per path."""
 
     def __init__(self):
-        self.files, self.truncate, self.hits = {}, set(), {}
+        self.files, self.truncate, self.pause, self.hits = {}, set(), {}, {}
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -23,7 +26,15 @@ class Server:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body[: len(body) // 2] if name in outer.truncate else body)
+                half = len(body) // 2
+                if name in outer.truncate:
+                    body = body[:half]
+                elif name in outer.pause:
+                    self.wfile.write(body[:half])
+                    self.wfile.flush()
+                    time.sleep(outer.pause[name])
+                    body = body[half:]
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
