@@ -11,8 +11,12 @@ import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+import numpy as np
 import torch
 from helpers_e2e import REPO
+from PIL import Image
+
+from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 
 sys.path.insert(0, str(Path(__file__).parent / "teachers"))
 import layouts  # noqa: E402
@@ -30,6 +34,15 @@ def write_teacher(path: Path) -> Path:
     torch.manual_seed(0)
     torch.save(layouts.moco_checkpoint(layouts.moco_encoder(mlp=False)), path)
     return path
+
+
+def images_of(data):
+    """The training images in ImageFolder's order, as the run's pipeline gives them."""
+    files = sorted((data / "train").glob("*/*.png"), key=lambda p: (p.parent.name, p.name))
+    mean, std = (torch.tensor(v)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
+    pixels = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32))
+              for f in files]
+    return torch.stack([(p.permute(2, 0, 1) / 255 - mean) / std for p in pixels])
 
 
 def overrides(data: Path, out: Path, teacher: str, devices: int, num_nodes: int = 1,

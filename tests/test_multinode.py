@@ -16,29 +16,25 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from distill_cpu import BATCH, SEED, environment, overrides, torchrun_nodes, write_teacher
+from distill_cpu import (
+    BATCH,
+    SEED,
+    environment,
+    images_of,
+    overrides,
+    torchrun_nodes,
+    write_teacher,
+)
 from helpers_e2e import make_image_folders, needs_solo
-from PIL import Image
 from torch.utils.data.distributed import DistributedSampler
 
 from seed_solo.losses import seed_loss
-from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 
 pytestmark = [needs_solo, pytest.mark.slow]
 NODES, PER_NODE = 2, 2
 WORLD = NODES * PER_NODE
-
-
-def images_of(data):
-    """The training images in ImageFolder's order, as the run's pipeline gives them."""
-    files = sorted((data / "train").glob("*/*.png"), key=lambda p: (p.parent.name, p.name))
-    mean, std = (torch.tensor(v)[:, None, None] for v in (IMAGENET_MEAN, IMAGENET_STD))
-    pixels = [torch.from_numpy(np.asarray(Image.open(f).convert("RGB"), dtype=np.float32))
-              for f in files]
-    return torch.stack([(p.permute(2, 0, 1) / 255 - mean) / std for p in pixels])
 
 
 def batches(count):
