@@ -7,7 +7,8 @@ queue is valid: its pointer and fill count count every row written so far, the r
 runs that were not overwritten are kept in place, and the rows this run wrote are the teacher
 embeddings of the epoch's 24 images, each exactly once (no padding row, no lost or doubled
 block: the fixed-size gather blocks follow the new world size). What the resumed run does not
-keep (the sampler's order, the lr scaling) is in docs/scaling.md.
+keep (the sampler's order, the lr scaled for the new global batch: the first run's schedule is
+restored, as checked here) is in docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def test_a_run_resumes_with_4_2_1_then_4_processes(tmp_path):
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         steps += len(images) // (world * BATCH)
         assert (state["epoch"], state["global_step"]) == (epoch, steps)
+        # the lr schedule is restored as the first run (4 x 2 images) built it (docs/scaling.md)
+        schedule = state["lr_schedulers"][0]
+        assert schedule["base_lrs"][0] == pytest.approx(0.03 * 4 * BATCH / 256)
+        assert schedule["max_epochs"] == len(images) // (4 * BATCH)  # its total, in steps
 
         sd = state["state_dict"]
         queue, start = sd["queue.embeddings"], total % SIZE
