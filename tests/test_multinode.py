@@ -102,3 +102,17 @@ def test_two_torchrun_nodes_fill_one_queue_and_compute_the_one_process_loss(tmp_
     assert losses[0] == 0  # an empty queue: the own embedding is the only key
     torch.testing.assert_close(torch.tensor(logged["train_seed_loss"]),
                                torch.stack(losses).mean(), rtol=1e-5, atol=1e-6)
+
+
+def test_torchrun_with_other_devices_stops_with_one_line(tmp_path):
+    """One process started, devices=2 asked: the lr would be scaled for twice the batch."""
+    data = make_image_folders(tmp_path / "data", classes=3, train_per_class=2, val_per_class=1)
+    args = overrides(data, tmp_path / "runs", "torchvision:resnet18", 2, 1, "max_epochs=1")
+    (result,) = torchrun_nodes(args, [environment()], per_node=1)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == ["error: torchrun started 1 process(es) per node on 1 node(s), but the "
+                      "config says devices=2 (2 per node) and num_nodes=1; pass devices=1 "
+                      "num_nodes=1, so that the lr is scaled by the global batch that really "
+                      "runs."]
+    assert not (tmp_path / "runs").exists()

@@ -20,6 +20,7 @@ with ``-o flock``). Inside a process group only the first process of each node (
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -186,9 +187,20 @@ def _barrier_needed() -> bool:
 
 @contextlib.contextmanager
 def folder_lock(folder: Path, shared: bool = False) -> Iterator[None]:
-    """Hold ``folder``'s lock (its ``.lock`` file): exclusive, or ``shared`` with other readers."""
+    """Hold ``folder``'s lock (its ``.lock`` file): exclusive, or ``shared`` with other readers.
+
+    A folder where the lock file cannot be made (a read-only cache) is used without a lock:
+    nobody can write there either.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK, "a") as handle:
+    try:
+        handle = open(folder / LOCK, "a")
+    except (PermissionError, OSError) as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        yield
+        return
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield
@@ -200,11 +212,14 @@ def _ensure_locked(urls: List[str], dest: Path, checksum: str | None, timeout: f
     """:func:`_ensure` once per cache folder: a valid cached file is checked under a shared
     lock (by many processes at once); anything else (a download, a repair) is done under the
     exclusive lock, by the first process to take it, and the rest find the file done."""
-    with folder_lock(dest.parent, shared=True):
-        entry = recorded(dest) if dest.is_file() else None
-        if (entry is not None and verify(dest, checksum) is None
-                and file_digest(dest, "sha256") == entry["sha256"]):
-            return
+    if dest.is_file():
+        with folder_lock(dest.parent, shared=True):
+            entry = recorded(dest) if dest.is_file() else None
+            if (entry is not None and verify(dest, checksum) is None
+                    and file_digest(dest, "sha256") == entry["sha256"]):
+                return
+    elif offline():  # nothing cached and nothing to fetch: say so, make no folder
+        _ensure(urls, dest, checksum, timeout)
     with folder_lock(dest.parent):
         _ensure(urls, dest, checksum, timeout)
 

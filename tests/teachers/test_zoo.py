@@ -234,7 +234,7 @@ def test_partial_downloads_of_dead_processes_are_removed(server, env):
     dead.write_bytes(b"pay")
     assert download.fetch(entry).read_bytes() == b"payload"
     assert not dead.exists() and sorted(p.name for p in cache.iterdir()) == [
-        "manifest.json", "part.pth"]
+        ".lock", "manifest.json", "part.pth"]  # .lock: one download per folder at a time
 
 
 def test_a_zoo_file_of_another_embedding_size_is_refused_by_name(server, env, moco_bytes):
