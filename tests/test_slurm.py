@@ -34,13 +34,10 @@ import layouts  # noqa: E402
 from test_zoo import write_zoo  # noqa: E402
 
 CAN_INSTALL = os.geteuid() == 0 and shutil.which("apt-get") is not None
-pytestmark = [
-    needs_solo,
-    pytest.mark.slow,
-    pytest.mark.skipif(not CAN_INSTALL, reason="a real Slurm needs root and apt (to install "
-                       "slurm-wlm and munge, and to run their daemons); this machine lacks "
-                       + ("root" if os.geteuid() != 0 else "apt-get")),
-]
+needs_slurm = pytest.mark.skipif(
+    not CAN_INSTALL, reason="a real Slurm needs root and apt (to install slurm-wlm and munge, and "
+    "to run their daemons); this machine lacks " + ("root" if os.geteuid() != 0 else "apt-get"))
+SBATCH = REPO / "scripts/slurm/seed_imagenet.sbatch"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 TOOLS = ("sbatch", "scontrol", "scancel", "sinfo")
 WORLD, BATCH, STEPS, EPOCHS = 2, 4, 5, 2  # 40 images: 20 a rank, 5 steps of 4 an epoch
@@ -206,6 +203,18 @@ def expected_queue(data: Path, teacher: str) -> torch.Tensor:
     return torch.cat(rows)
 
 
+def test_script_outside_slurm_says_to_submit_it():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    proc = subprocess.run(["bash", str(SBATCH)], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 2
+    assert proc.stderr == ("error: this is a Slurm batch script; submit it with sbatch (see its "
+                           "first lines).\n")
+
+
+@needs_solo
+@needs_slurm
+@pytest.mark.slow
 def test_sbatch_two_ranks_requeued_and_resumed(cluster, tiny_data, server, tmp_path, monkeypatch):
     torch.manual_seed(0)
     ckpt = tmp_path / "moco.pth.tar"
@@ -227,7 +236,7 @@ def test_sbatch_two_ranks_requeued_and_resumed(cluster, tiny_data, server, tmp_p
     log = cluster.root / "job" / "job.out"
     submit = subprocess.Popen(
         ["sbatch", "--wait", "--parsable", f"--ntasks-per-node={WORLD}", "--gpus-per-node=0",
-         f"--output={log}", str(REPO / "scripts/slurm/seed_imagenet.sbatch"), *OVERRIDES,
+         f"--output={log}", str(SBATCH), *OVERRIDES,
          f"checkpoint.dir={out}"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     try:
         job_id = submit.stdout.readline().strip()
