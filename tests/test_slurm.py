@@ -39,7 +39,7 @@ needs_slurm = pytest.mark.skipif(
     "to run their daemons); this machine lacks " + ("root" if os.geteuid() != 0 else "apt-get"))
 SBATCH = REPO / "scripts/slurm/seed_imagenet.sbatch"
 DAEMONS = ("munged", "slurmctld", "slurmd")
-TOOLS = ("sbatch", "scontrol", "scancel", "sinfo")
+TOOLS = ("sbatch", "scontrol", "scancel", "sinfo", "squeue")
 WORLD, BATCH, STEPS, EPOCHS = 2, 4, 5, 2  # 40 images: 20 a rank, 5 steps of 4 an epoch
 OVERRIDES = [o for o in CPU if not o.startswith(("devices=", "strategy="))] + [
     f"max_epochs={EPOCHS}", "augmentations.0.rrc.enabled=False",
@@ -127,7 +127,17 @@ class Cluster:
                          + sorted(self.root.glob("job/*.out")))
 
     def stop(self) -> list:
-        """Stops the daemons; returns the processes still naming this cluster's folder."""
+        """Cancels any job left (a failed test's), stops the daemons, kills what is left of
+        this cluster's processes and returns their ids: none when all went well."""
+        ctld = self.procs.get("slurmctld")
+        if ctld is not None and ctld.poll() is None:
+            jobs = self.run("squeue", "-h", "-o", "%i", check=False).stdout.split()
+            if jobs:
+                self.run("scancel", *jobs, check=False)
+                deadline = time.time() + 15
+                while self.run("squeue", "-h", check=False).stdout.strip() and \
+                        time.time() < deadline:
+                    time.sleep(0.2)
         for name in reversed(DAEMONS):
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
@@ -138,7 +148,13 @@ class Cluster:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         time.sleep(0.5)
-        return [pid for pid in _processes_naming(str(self.root)) if pid != os.getpid()]
+        left = [pid for pid in _processes_naming(str(self.root)) if pid != os.getpid()]
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return left
 
 
 def _processes_naming(text: str) -> list:
