@@ -41,7 +41,7 @@ SBATCH = REPO / "scripts/slurm/seed_imagenet.sbatch"
 DAEMONS = ("munged", "slurmctld", "slurmd")
 TOOLS = ("sbatch", "scontrol", "scancel", "sinfo", "squeue")
 WORLD, BATCH, STEPS, EPOCHS = 2, 4, 5, 2  # 40 images: 20 a rank, 5 steps of 4 an epoch
-OVERRIDES = [o for o in CPU if not o.startswith(("devices=", "strategy="))] + [
+OVERRIDES = [o for o in CPU if not o.startswith(("devices=", "strategy=", "max_epochs="))] + [
     f"max_epochs={EPOCHS}", "augmentations.0.rrc.enabled=False",
     *(f"augmentations.0.{aug}.prob=0" for aug in
       ("color_jitter", "grayscale", "gaussian_blur", "horizontal_flip")),
