@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the launch scripts: checks the environment variables and calls the entry points.
 # Every extra argument of a script is forwarded as a hydra override (solo-learn's key names).
 # Values are single-quoted for hydra, since solo-learn checkpoint names contain '=' (ep=9).
@@ -31,17 +32,21 @@ data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the dat
     esac
 }
 
-run_hydra() { # ENTRY(distill|linear) DATASET CONFIG OVERRIDE [overrides...]
+hydra_command() { # ENTRY(distill|linear) DATASET CONFIG OVERRIDE [overrides...] -> sets COMMAND
     local entry="$1" dataset="$2" config="$3" override="$4"; shift 4
     data_paths "$dataset"
-    exec "$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$entry/$dataset" \
-        --config-name "$config" "${DATA_OVERRIDES[@]}" "$override" "$@"
+    COMMAND=("$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$entry/$dataset"
+        --config-name "$config" "${DATA_OVERRIDES[@]}" "$override" "$@")
 }
 
-seed_solo_distill() { # DATASET CONFIG [overrides...]
+run_hydra() { hydra_command "$@"; exec "${COMMAND[@]}"; }
+
+distill_command() { # DATASET CONFIG [overrides...] -> sets COMMAND (for a launcher: srun, ...)
     require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
-    run_hydra distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
+    hydra_command distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
 }
+
+seed_solo_distill() { distill_command "$@"; exec "${COMMAND[@]}"; }
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]
     require CKPT "Set CKPT to the student's run folder (trained_models/seed/<run>: its last checkpoint is taken) or a .ckpt file."

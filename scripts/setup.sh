@@ -7,7 +7,9 @@
 #   3. solo-learn 1.0.6 (not on PyPI), always with --no-deps so seed-solo's pins stay in charge,
 #      from the first of: (a) already installed, (b) a wheelhouse folder, (c) its git commit;
 #   4. the demo's Fashion-MNIST (Debian's dataset-fashion-mnist), only where that is possible;
-#      the set-up never fails for the data.
+#      the set-up never fails for the data;
+#   5. Debian's slurm-wlm and munge for tests/test_slurm.py (a one-node Slurm it starts itself),
+#      as root with apt-get only (about 15 s the first time); the set-up never fails for them.
 # A second run with nothing missing takes a second: a stamp (.setup-stamp) records the python
 # and a hash of the dependency files, and a quick probe checks the installed versions.
 #
@@ -174,7 +176,7 @@ EOF
 # there: those lines give way to one note, any other line of the report stays
 install_editable() {
     "$PY" -m pip install --quiet --disable-pip-version-check \
-        -e "$SEED_SOLO_ROOT[dev,demo,dali,export]" 2>&1 \
+        -e "${SEED_SOLO_ROOT}[dev,demo,dali,export]" 2>&1 \
         | awk '
             /^ERROR: pip.s dependency resolver does not currently take into account/ {
                 header = $0; next }
@@ -226,6 +228,58 @@ install_data() {
         "it with torchvision (needs internet)."
 }
 
+# --- 5. Slurm for tests/test_slurm.py (never fails the set-up) ------------------------------
+
+SLURM_TOOLS=(munged slurmctld slurmd sbatch srun scontrol scancel sinfo)
+
+slurm_missing() { # prints the first missing Slurm or munge command; fails when none is missing
+    local tool
+    for tool in "${SLURM_TOOLS[@]}"; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            echo "$tool"
+            return 0
+        fi
+    done
+    return 1
+}
+
+slurm_location() {
+    if ! slurm_missing >/dev/null; then
+        echo "$(slurmd -V 2>/dev/null || echo present), munge"  # sbatch -V needs a slurm.conf
+    else
+        echo "not installed ($(slurm_missing) missing; tests/test_slurm.py needs it)"
+    fi
+}
+
+slurm_plan() {
+    if ! slurm_missing >/dev/null; then
+        echo "present: $(slurm_location)"
+    elif can_apt; then
+        echo "apt-get install slurm-wlm munge"
+    else
+        echo "none (no root apt-get here: tests/test_slurm.py skips)"
+    fi
+}
+
+install_slurm() {
+    slurm_missing >/dev/null || return 0
+    if ! can_apt; then
+        echo "Slurm: not installed: installing slurm-wlm and munge needs root and apt-get;" \
+            "tests/test_slurm.py skips."
+        return 0
+    fi
+    echo "Slurm: apt-get install slurm-wlm munge (for tests/test_slurm.py)"
+    # the package lists are refreshed only when the install fails without it
+    local get=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
+    if { "${get[@]}" install slurm-wlm munge \
+            || { "${get[@]}" update && "${get[@]}" install slurm-wlm munge; }; } >/dev/null 2>&1
+    then
+        return 0
+    fi
+    echo "Slurm: apt-get could not install slurm-wlm and munge; tests/test_slurm.py will fail" \
+        "until they are installed."
+}
+
 # --- the summary and the modes -------------------------------------------------------------
 
 summary() { # SOLO_SOURCE
@@ -236,6 +290,7 @@ summary() { # SOLO_SOURCE
     echo "  torch        $torch_version"
     echo "  solo-learn   $SOLO_VERSION, $1"
     echo "  demo data    $(data_location)"
+    echo "  slurm        $(slurm_location)"
 }
 
 main() {
@@ -245,6 +300,7 @@ main() {
             echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali,export]"; fi)"
             echo "solo-learn   $(solo_plan)"
             echo "demo data    $(data_plan)"
+            echo "slurm        $(slurm_plan)"
             return 0 ;;
         --solo-learn-only)
             ensure_env
@@ -255,6 +311,7 @@ main() {
     esac
 
     if up_to_date; then
+        install_slurm
         summary "$(sed -n 's/^solo-learn=//p' "$STAMP") (at the last set-up)"
         return 0
     fi
@@ -267,6 +324,7 @@ main() {
     install_solo
     install_editable
     install_data
+    install_slurm
     printf '%s\nsolo-learn=%s\n' "$(stamp_key)" "$SOLO_SOURCE" >"$STAMP"
     summary "$SOLO_SOURCE"
 }
