@@ -252,6 +252,6 @@ def cached_train_loader(cfg: DictConfig) -> Tuple[DataLoader, CheckedImages]:
 def check_cacheable(cfg: DictConfig) -> None:
     """Fail early, with the fix, on settings a cache cannot serve."""
     if cfg.data.format == "dali":
-        raise UserError("a teacher cache needs data.format=image_folder (or h5): DALI's "
+        raise UserError("a teacher cache needs data.format=image_folder: DALI's "
                         "pipelines cannot be replayed, so DALI runs keep the live teacher.")
     single_view_augmentation(cfg)
