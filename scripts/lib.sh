@@ -32,21 +32,40 @@ data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the dat
     esac
 }
 
-hydra_command() { # ENTRY(distill|linear) DATASET CONFIG OVERRIDE [overrides...] -> sets COMMAND
+hydra_command() { # ENTRY(distill|linear|cache) DATASET CONFIG OVERRIDE [overrides...] -> sets COMMAND
     local entry="$1" dataset="$2" config="$3" override="$4"; shift 4
+    local configs="$entry"
+    [ "$entry" = cache ] && configs=distill  # the cache pass reads the distill run's config
     data_paths "$dataset"
-    COMMAND=("$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$entry/$dataset"
+    COMMAND=("$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$configs/$dataset"
         --config-name "$config" "${DATA_OVERRIDES[@]}" "$override" "$@")
 }
 
 run_hydra() { hydra_command "$@"; exec "${COMMAND[@]}"; }
 
+# With a teacher cache, images are read by solo-learn's torchvision pipeline (DALI's cannot be
+# replayed): the cache pass and the cached distillation both switch data.format, identically.
+CACHE_FORMAT="data.format=image_folder"
+
 distill_command() { # DATASET CONFIG [overrides...] -> sets COMMAND (for a launcher: srun, ...)
+    # TEACHER_CACHE=PATH: train from a teacher cache
     require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
-    hydra_command distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
+    if [ -n "${TEACHER_CACHE:-}" ]; then
+        hydra_command distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "$CACHE_FORMAT" \
+            "+method_kwargs.teacher_cache='$TEACHER_CACHE'" "${@:3}"
+    else
+        hydra_command distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
+    fi
 }
 
 seed_solo_distill() { distill_command "$@"; exec "${COMMAND[@]}"; }
+
+seed_solo_cache() { # DATASET CONFIG [overrides...]: the cache pass of that distill config
+    require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+    require TEACHER_CACHE "Set TEACHER_CACHE to the folder the cache is written to (then give the same TEACHER_CACHE to the distill script)."
+    run_hydra cache "$1" "$2" "method_kwargs.teacher='$TEACHER'" "$CACHE_FORMAT" \
+        "+cache.path='$TEACHER_CACHE'" "+cache.views=${VIEWS:-8}" "${@:3}"
+}
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]
     require CKPT "Set CKPT to the student's run folder (trained_models/seed/<run>: its last checkpoint is taken) or a .ckpt file."
