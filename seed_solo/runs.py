@@ -104,7 +104,8 @@ IDENTITY_KEYS = (
     "name", "method", "backbone.name", "backbone.kwargs", "data.dataset", "data.train_path",
     "data.val_path", "data.fraction", "method_kwargs.teacher", "method_kwargs.teacher_format",
     "method_kwargs.teacher_options", "method_kwargs.queue_size", "method_kwargs.proj_output_dim",
-    "method_kwargs.tau_teacher", "method_kwargs.tau_student", "pretrained_feature_extractor",
+    "method_kwargs.tau_teacher", "method_kwargs.tau_student", "method_kwargs.teacher_cache",
+    "pretrained_feature_extractor",
 )  # not max_epochs: resuming with more epochs extends a run
 _FINGERPRINT_BYTES = 8 << 20
 

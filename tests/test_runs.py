@@ -9,7 +9,15 @@ import pytest
 import torch
 
 from seed_solo.atomic import atomic_path, write_json
-from seed_solo.runs import checkpoint_epoch, checkpoints, find_checkpoint, read_args, run_dirs
+from seed_solo.runs import (
+    checkpoint_epoch,
+    checkpoints,
+    find_checkpoint,
+    first_difference,
+    identity,
+    read_args,
+    run_dirs,
+)
 
 
 def _touch(path, mtime):
@@ -68,3 +76,15 @@ def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):
     assert sorted(p.name for p in dest.parent.iterdir()) == ["result.json"]  # no temp left
     write_json(dest, {"a": 3})
     assert json.loads(dest.read_text()) == {"a": 3}
+
+
+def test_a_cached_run_is_not_the_live_run_and_old_identities_still_match():
+    live = {"method": "seed", "method_kwargs": {"teacher": "torchvision:resnet50"}}
+    cached = {"method": "seed", "method_kwargs": {"teacher": "torchvision:resnet50",
+                                                  "teacher_cache": "/caches/r50-v8"}}
+    assert first_difference(identity(live), identity(cached)) == (
+        "method_kwargs.teacher_cache: None -> '/caches/r50-v8'")
+    # identity.json written before teacher_cache was a key: a live run still resumes it
+    old = {k: v for k, v in identity(live).items() if k != "method_kwargs.teacher_cache"}
+    assert first_difference(old, identity(live)) is None
+    assert first_difference(identity(cached), identity(cached)) is None
