@@ -38,6 +38,7 @@ def warmup_cosine_lr(base_lr: float, step: float, warmup: float, total: float,
 
 
 def _warmup_cosine(scheduler: Any) -> bool:
+    """solo-learn's ``LinearWarmupCosineAnnealingLR``, or any scheduler with its settings."""
     return all(hasattr(scheduler, k) for k in KEPT[:5])
 
 
