@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from seed_solo.checkpointing import check_explicit_resume, find_resume, make_checkpointer
 from seed_solo.launch import check_launch
 from seed_solo.runs import find_checkpoint
+from seed_solo.schedule import ResumedSchedule
 
 
 def require_epochs(cfg: DictConfig) -> None:
@@ -111,7 +112,8 @@ def checkpoint_and_resume(cfg: DictConfig, subdir: str) -> Tuple[List[Any], str 
     """The checkpointer (+ metrics history) and the checkpoint to resume from, if any.
 
     See :mod:`seed_solo.checkpointing`: atomic saves, identity-checked auto-resume into the
-    run's own folder, the last checkpoint that opens.
+    run's own folder, the last checkpoint that opens; a resumed run follows its own lr schedule
+    (:mod:`seed_solo.schedule`).
     """
     method_dir = Path(cfg.checkpoint.dir) / subdir
     ckpt_path: Optional[Path] = None
@@ -133,4 +135,5 @@ def checkpoint_and_resume(cfg: DictConfig, subdir: str) -> Tuple[List[Any], str 
         checkpointer = make_checkpointer(cfg, str(method_dir), resumed_here)
         callbacks.append(checkpointer)
     callbacks.append(MetricsHistory(checkpointer, cfg.get("metrics_dir")))
+    callbacks.append(ResumedSchedule())  # the lr schedule of this run, not the checkpoint's
     return callbacks, (str(ckpt_path) if ckpt_path is not None else None)

@@ -6,9 +6,10 @@ After each run: training went on from the last epoch (epoch and step counters co
 queue is valid: its pointer and fill count count every row written so far, the rows of earlier
 runs that were not overwritten are kept in place, and the rows this run wrote are the teacher
 embeddings of the epoch's 24 images, each exactly once (no padding row, no lost or doubled
-block: the fixed-size gather blocks follow the new world size). What the resumed run does not
-keep (the sampler's order, the lr scaled for the new global batch: the first run's schedule is
-restored, as checked here) is in docs/scaling.md.
+block: the fixed-size gather blocks follow the new world size); the lr schedule is the new
+run's: base lr scaled by the new global batch, lengths in the new steps per epoch, placed at the
+same epoch. What the resumed run does not keep (the sample order, a position within an epoch)
+is in docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ from helpers_e2e import make_image_folders, needs_solo
 
 pytestmark = [needs_solo, pytest.mark.slow]
 SIZE = 64  # method_kwargs.queue_size in distill_cpu.overrides
+WARMUP, START_LR = 5, 3e-5  # epochs in configs/distill/imagenet/seed_base.yaml; solo's default
+WORLDS = (4, 2, 1, 4)
+
+
+def base_lr(world):
+    return 0.03 * world * BATCH / 256  # the config's 0.03 per 256 images
 
 
 def test_a_run_resumes_with_4_2_1_then_4_processes(tmp_path):
@@ -32,7 +39,7 @@ def test_a_run_resumes_with_4_2_1_then_4_processes(tmp_path):
     out, env = tmp_path / "runs", environment()
     total = steps = 0
     previous = None
-    for epoch, world in enumerate((4, 2, 1, 4)):
+    for epoch, world in enumerate(WORLDS):
         run = distill(overrides(data, out, str(teacher_file), world, 1, f"max_epochs={epoch + 1}"),
                       env)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
@@ -40,12 +47,21 @@ def test_a_run_resumes_with_4_2_1_then_4_processes(tmp_path):
         (folder,) = [p for p in (out / "seed").iterdir() if p.is_dir()]
         (ckpt,) = folder.glob(f"*-ep={epoch}.ckpt")
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        steps += len(images) // (world * BATCH)
+        per_epoch, base = len(images) // (world * BATCH), base_lr(world)
+        steps += per_epoch
         assert (state["epoch"], state["global_step"]) == (epoch, steps)
-        # the lr schedule is restored as the first run (4 x 2 images) built it (docs/scaling.md)
+        # the schedule is this run's, at this epoch: all of it still in the 5-epoch warm-up
         schedule = state["lr_schedulers"][0]
-        assert schedule["base_lrs"][0] == pytest.approx(0.03 * 4 * BATCH / 256)
-        assert schedule["max_epochs"] == len(images) // (4 * BATCH)  # its total, in steps
+        assert schedule["base_lrs"][0] == pytest.approx(base)
+        assert schedule["max_epochs"] == (epoch + 1) * per_epoch  # its total, in steps
+        assert schedule["last_epoch"] == (epoch + 1) * per_epoch
+        lr = START_LR + (epoch + 1) * per_epoch * (base - START_LR) / (WARMUP * per_epoch - 1)
+        assert state["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(lr)
+        if epoch > 0:
+            before = WORLDS[epoch - 1]
+            assert (f"base lr {base_lr(before):.6g} -> {base:.6g} (global batch {before * BATCH} "
+                    f"-> {world * BATCH}), {epoch} -> {epoch + 1} epochs; resumed after {epoch} "
+                    "epochs") in run.stdout
 
         sd = state["state_dict"]
         queue, start = sd["queue.embeddings"], total % SIZE
