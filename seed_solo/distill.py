@@ -80,6 +80,11 @@ def run(cfg: DictConfig) -> None:
             f"{cfg.method} needs 2 large crops, the augmentations give "
             f"{cfg.data.num_large_crops}; set num_crops: 2 in the first augmentation."
         )
+    cached = bool(cfg.get("method_kwargs", {}).get("teacher_cache"))
+    if cached:  # the data first: a cache made for another run is refused before any model
+        from seed_solo.views import cached_train_loader
+
+        train_loader, train_set = cached_train_loader(cfg)
     dali = cfg.data.format == "dali"
     if dali:
         check_device(cfg, torch.cuda.is_available())
@@ -90,15 +95,15 @@ def run(cfg: DictConfig) -> None:
         model = model.to(memory_format=torch.channels_last)
 
     val_loader = _val_loader(cfg)
-    transform = _pretrain_transform(cfg, dali)
+    transform = None if cached else _pretrain_transform(cfg, dali)
     if cfg.debug_augmentations:
-        print("Transforms:", transform)
+        print("Transforms:", train_loader.dataset.transform if cached else transform)
 
-    datamodule = train_loader = None
+    datamodule = None
     if dali:
         datamodule = pretrain_datamodule(cfg, transform)
         datamodule.val_dataloader = lambda: val_loader
-    else:
+    elif not cached:
         from solo.data.pretrain_dataloader import prepare_dataloader, prepare_datasets
 
         train_set = prepare_datasets(
@@ -115,11 +120,11 @@ def run(cfg: DictConfig) -> None:
         )
 
     callbacks, ckpt_path = checkpoint_and_resume(cfg, cfg.method)
-    if train_loader is not None:
+    if not dali:
         from solo.utils.checkpointer import Checkpointer
 
         checkpointer = next((c for c in callbacks if isinstance(c, Checkpointer)), None)
-        callbacks.append(SkippedImages(train_loader.dataset, checkpointer))
+        callbacks.append(SkippedImages(train_set, checkpointer))
     trainer = build_trainer(cfg, callbacks, devices)
     if dali:
         trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import omegaconf
 import torch
@@ -18,6 +18,7 @@ from seed_solo.losses import seed_loss
 from seed_solo.nets.projector import projection_head
 from seed_solo.queue import EmbeddingQueue
 from seed_solo.students import unknown_student
+from seed_solo.teacher_cache import TeacherCache
 
 TEACHER_PREFIX = "teacher."
 
@@ -35,6 +36,9 @@ class SEED(BaseMethod):
         tau_teacher (float): tau_T (0.01). tau_student (float): tau_S (0.2).
         proj_hidden_dim (int): hidden width of the student head (default: backbone features).
         proj_output_dim (int): d; defaults to, and must equal, the teacher's embedding size.
+        teacher_cache (str): a cache folder from ``python -m seed_solo.cache``: no teacher is
+            loaded; z_T of each sample is the cached embedding of the view the student sees
+            (batches from :class:`seed_solo.views.ReplayedViews`; docs/cache.md).
 
     Every large crop of solo-learn's pipeline is one SEED sample, seen by student and teacher
     alike. Small crops, if configured, are distilled against a second queue of teacher
@@ -45,27 +49,25 @@ class SEED(BaseMethod):
     """
 
     def __init__(self, cfg: omegaconf.DictConfig):
-        from seed_solo.teachers import load_teacher
-
         super().__init__(cfg)
         kwargs = cfg.method_kwargs
         self.tau_teacher: float = kwargs.tau_teacher
         self.tau_student: float = kwargs.tau_student
 
-        self.teacher = load_teacher(
-            str(kwargs.teacher),
-            format=str(kwargs.teacher_format),
-            precision=kwargs.teacher_precision,
-            channels_last=not cfg.performance.disable_channel_last,
-            **kwargs.teacher_options,
-        )
-        embed_dim = self.teacher.embed_dim
+        self.teacher: Optional[Any] = None
+        self.teacher_cache: Optional[TeacherCache] = None
+        if kwargs.teacher_cache:  # no teacher in memory: z_T comes from the cache
+            self.teacher_cache = TeacherCache(kwargs.teacher_cache)
+            embed_dim, source = self.teacher_cache.dim, f"cache {kwargs.teacher_cache}"
+        else:
+            self.teacher = teacher_from_cfg(cfg)
+            embed_dim, source = self.teacher.embed_dim, repr(str(kwargs.teacher))
         if kwargs.proj_output_dim is None:
             kwargs.proj_output_dim = embed_dim
         elif int(kwargs.proj_output_dim) != embed_dim:
             raise ValueError(
                 f"method_kwargs.proj_output_dim={kwargs.proj_output_dim} but teacher "
-                f"{kwargs.teacher!r} embeds into {embed_dim} dimensions; set proj_output_dim="
+                f"{source} embeds into {embed_dim} dimensions; set proj_output_dim="
                 f"{embed_dim} or leave it unset."
             )
         if kwargs.proj_hidden_dim is None:
@@ -102,6 +104,15 @@ class SEED(BaseMethod):
         cfg.method_kwargs.tau_student = omegaconf_select(cfg, kw + "tau_student", 0.2)
         cfg.method_kwargs.proj_hidden_dim = omegaconf_select(cfg, kw + "proj_hidden_dim", None)
         cfg.method_kwargs.proj_output_dim = omegaconf_select(cfg, kw + "proj_output_dim", None)
+        cfg.method_kwargs.teacher_cache = omegaconf_select(cfg, kw + "teacher_cache", None)
+        if cfg.method_kwargs.teacher_cache and (
+                cfg.data.num_large_crops != 1 or cfg.data.num_small_crops):
+            raise ValueError(
+                "method_kwargs.teacher_cache replays one view per image, but the augmentations "
+                f"give {cfg.data.num_large_crops} large and {cfg.data.num_small_crops} small "
+                "crops; use one augmentation with num_crops: 1 (small patches need the live "
+                "teacher)."
+            )
 
         batch = cfg.optimizer.batch_size
         per_step = batch * max(1, int(omegaconf_select(cfg, "data.num_large_crops", 1)))
@@ -148,13 +159,26 @@ class SEED(BaseMethod):
         self._pending = []
         for queue, part, name in groups:
             z_s = torch.cat(out["z"][part])  # (crops*B)xd
-            z_t = self.teacher(torch.cat(crops[part]))
+            z_t = self.teacher_embeddings(batch[0], crops[part]).to(z_s.device)
             loss = seed_loss(z_s, z_t, queue.get(), self.tau_teacher, self.tau_student)
             # at most batch_size rows per crop: under DDP they travel in blocks that size
             self._pending.append((queue, z_t, self.batch_size * len(crops[part])))
             self.log(name, loss, on_step=False, on_epoch=True, sync_dist=True)
             total = total + loss
         return total
+
+    def teacher_embeddings(self, keys: Tensor, crops: List[Tensor]) -> Tensor:
+        """z_T of ``crops``: the live teacher's, or with a cache the cached rows of ``keys``,
+        the (B, 2) (image, view) pairs the replayed-views data set reports for its crops."""
+        if self.teacher_cache is None:
+            return self.teacher(torch.cat(crops))
+        if keys.ndim != 2 or keys.shape[1] != 2:
+            raise ValueError(
+                "method_kwargs.teacher_cache needs batches of seed_solo.views.ReplayedViews "
+                f"(first element (B, 2) image and view numbers), got shape {tuple(keys.shape)}; "
+                "train with `python -m seed_solo.distill`."
+            )
+        return self.teacher_cache.lookup(keys[:, 0], keys[:, 1])
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # after the step: every loss of this step read the queue as it was before it
@@ -186,6 +210,20 @@ class SEED(BaseMethod):
                 "proj_hidden_dim and queue_size."
             )
         return _IncompatibleKeys(missing, result.unexpected_keys)
+
+
+def teacher_from_cfg(cfg: omegaconf.DictConfig) -> Any:
+    """The frozen teacher ``cfg.method_kwargs`` names (also run by the cache pass)."""
+    from seed_solo.teachers import load_teacher
+
+    kwargs = cfg.method_kwargs
+    return load_teacher(
+        str(kwargs.teacher),
+        format=str(kwargs.teacher_format),
+        precision=kwargs.teacher_precision,
+        channels_last=not cfg.performance.disable_channel_last,
+        **kwargs.teacher_options,
+    )
 
 
 def _register() -> None:
