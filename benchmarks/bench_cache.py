@@ -45,16 +45,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
-import os
+import re
+import resource
 import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -124,8 +126,9 @@ def save_teacher(spec: Teacher, path: Path) -> Path:
 
 
 def compose(pair: Pair, teacher: Path, data: Path, args: argparse.Namespace,
-            extra: List[str] = ()):
-    """The run's config, as ``seed_solo.distill`` would parse it (solo-learn's parse_cfg)."""
+            extra: List[str] = (), parse: bool = True):
+    """The run's config, as ``seed_solo.distill`` would parse it (solo-learn's parse_cfg);
+    ``parse=False``: as hydra composes it, what ``seed_solo.cache`` takes."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
@@ -150,6 +153,8 @@ def compose(pair: Pair, teacher: Path, data: Path, args: argparse.Namespace,
     with initialize_config_dir(str(CONFIGS), version_base="1.2"):
         cfg = hydra_compose(pair.config, overrides=overrides + list(extra))
     OmegaConf.set_struct(cfg, False)
+    if not parse:
+        return cfg
     devices_for_parse(cfg)
     return parse_cfg(cfg)
 
@@ -184,44 +189,50 @@ def train_loader(cfg):
 
 
 class Clock(Callback):
-    """Wall time of the epoch and the start of every batch (after a CUDA sync)."""
+    """Two clocks at the start of every batch and the end of the epoch (after a CUDA sync):
+    wall time, and the CPU time of this process (all its threads)."""
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
-        self.starts: List[float] = []
-        self.epoch = (0.0, 0.0)
+        self.wall: List[float] = []
+        self.cpu: List[float] = []
 
-    def _now(self) -> float:
+    def _tick(self) -> None:
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter()
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.process_time())
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
-        self.epoch = (self._now(), 0.0)
+        self._tick()
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        self.starts.append(self._now())
+        self._tick()
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.epoch = (self.epoch[0], self._now())
+        self._tick()
 
-    def steps(self) -> List[float]:
+    def steps(self, clock: str = "wall") -> List[float]:
         """Seconds from each batch's start to the next one's (the last: to the epoch's end)."""
-        ends = self.starts[1:] + [self.epoch[1]]
-        return [b - a for a, b in zip(self.starts, ends)]
-
-    def epoch_s(self) -> float:
-        return self.epoch[1] - self.epoch[0]
+        t = getattr(self, clock)[1:]
+        return [b - a for a, b in zip(t, t[1:])]
 
 
-def fit(model, cfg, loader, cuda: bool):
-    """One epoch of ``loader`` under the Trainer seed-solo builds from ``cfg``; its Clock."""
+def fit(model, cfg, loader, cuda: bool) -> Tuple[Clock, float]:
+    """One epoch of ``loader`` under the Trainer seed-solo builds from ``cfg``: its Clock, and
+    the CPU time of the loader's worker processes (reaped when the epoch ends)."""
     from seed_solo.trainer import build_trainer
 
     clock = Clock(cuda)
     trainer = build_trainer(cfg, [clock], 1)
+    before = children_cpu()
     trainer.fit(model, loader)
-    return clock
+    return clock, children_cpu() - before
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class Ready(torch.utils.data.Dataset):
@@ -238,18 +249,18 @@ class Ready(torch.utils.data.Dataset):
 
 
 def loader_rate(loader, images: int) -> float:
-    """Images per second out of ``loader`` over one pass, workers started inside it."""
-    start = time.perf_counter()
-    for _ in loader:
-        pass
-    return images / (time.perf_counter() - start)
-
-
-def rate(images: int, seconds: List[float]) -> float:
-    return images / statistics.median(seconds)
+    """Images per second out of ``loader`` alone, nothing trained, from its second batch on."""
+    start, seen = None, 0
+    for batch in loader:
+        if start is None:
+            start = time.perf_counter()
+            continue
+        seen += len(batch[0])
+    return seen / (time.perf_counter() - start)
 
 
 def quiet() -> None:
+    logging.getLogger().setLevel(logging.ERROR)  # solo-learn's scheduler_interval warning
     for name in ("lightning.pytorch", "lightning.pytorch.utilities.rank_zero", "lightning.fabric",
                  "lightning.pytorch.accelerators.cuda"):
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -258,17 +269,28 @@ def quiet() -> None:
 # ------------------------------------------------------------------------------ the cache side
 
 
-def cache_pass(cfg_overrides: Callable[[List[str]], Any], path: Path, views: int) -> float:
-    """Run the cache pass into ``path``; return its wall time (s)."""
-    raise NotImplementedError("the cache branch has not landed yet")
+def cache_pass(cfg, path: Path, views: int) -> Dict[str, float]:
+    """``seed_solo.cache`` into ``path`` for the run ``cfg`` (hydra-composed, not yet parsed):
+    wall time, and the rate of its own progress line (teacher loading and checks left out)."""
+    from seed_solo.cache import run
 
-
-def cached_extra(path: Path) -> List[str]:
-    return [f"+method_kwargs.teacher_cache={path}"]
+    cfg.cache = {"path": str(path), "views": views}
+    out = io.StringIO()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(out):
+        run(cfg)
+    wall = time.perf_counter() - start
+    rates = re.findall(r"\(([0-9.]+) views/s\)", out.getvalue())
+    if not rates:
+        raise RuntimeError(f"the cache pass printed no rate:\n{out.getvalue()}")
+    return {"wall_s": wall, "views": views, "views_per_s": float(rates[-1])}
 
 
 def cached_loader(cfg):
-    return train_loader(cfg)
+    """The train loader of ``seed_solo.distill.run`` with ``method_kwargs.teacher_cache``."""
+    from seed_solo.views import cached_train_loader
+
+    return cached_train_loader(cfg)[0]
 
 
 # ------------------------------------------------------------------------------ one pair
@@ -282,12 +304,10 @@ def run_pair(pair: Pair, teacher: Path, data: Path, work: Path, args) -> Dict[st
     modes = ["live"]
     if not args.live_only:
         cache = work / f"cache-{pair.name}"
-        start = time.perf_counter()
-        cache_pass(lambda extra: compose(pair, teacher, data, args, extra), cache, args.views)
-        wall = time.perf_counter() - start
-        result["cache_pass"] = {"wall_s": wall, "views": args.views,
-                                "img_views_per_s": args.images * args.views / wall}
-        cfgs["cached"] = compose(pair, teacher, data, args, cached_extra(cache))
+        result["cache_pass"] = cache_pass(compose(pair, teacher, data, args, parse=False), cache,
+                                          args.views)
+        cfgs["cached"] = compose(pair, teacher, data, args,
+                                 [f"+method_kwargs.teacher_cache={cache}"])
         modes.append("cached")
     models = {m: build_method(cfgs[m]) for m in modes}
     loaders = {"live": train_loader(cfgs["live"])}
@@ -295,22 +315,33 @@ def run_pair(pair: Pair, teacher: Path, data: Path, work: Path, args) -> Dict[st
         loaders["cached"] = cached_loader(cfgs["cached"])
     batches = {m: next(iter(loaders[m])) for m in modes}
 
-    steps: Dict[str, List[float]] = {m: [] for m in modes}
-    epochs: Dict[str, List[float]] = {m: [] for m in modes}
+    steps = {m: {"wall": [], "cpu": []} for m in modes}
+    epochs = {m: {"wall": [], "cpu": []} for m in modes}
     for rep in range(args.reps):
         order = modes if rep % 2 == 0 else modes[::-1]  # load from others hits both alike
         for m in order:
             ready = torch.utils.data.DataLoader(Ready(batches[m], args.steps + 1),
                                                 batch_size=None)
-            steps[m] += fit(models[m], cfgs[m], ready, cuda).steps()[1:]
+            clock, _ = fit(models[m], cfgs[m], ready, cuda)
+            for c in ("wall", "cpu"):
+                steps[m][c] += clock.steps(c)[1:]  # the first step of a fit warms up
         for m in order:
-            epochs[m].append(fit(models[m], cfgs[m], loaders[m], cuda).epoch_s())
+            clock, workers = fit(models[m], cfgs[m], loaders[m], cuda)
+            # the first batch waits for the workers to start: a fixed cost per epoch that a
+            # real epoch amortises, left out here
+            epochs[m]["wall"].append(sum(clock.steps("wall")[1:]))
+            epochs[m]["cpu"].append(clock.cpu[-1] - clock.cpu[0] + workers)
+    timed = images - args.batch  # images of an epoch after its first batch
     for m in modes:
         result[m] = {
-            "step_img_per_s": rate(args.batch, steps[m]),
-            "step_ms": [1e3 * s for s in steps[m]],
-            "epoch_img_per_s": images / min(epochs[m]),
-            "epoch_s": epochs[m],
+            "step_img_per_s": args.batch / statistics.median(steps[m]["wall"]),
+            "step_ms": [1e3 * t for t in steps[m]["wall"]],
+            "step_cpu_ms": [1e3 * t for t in steps[m]["cpu"]],
+            "epoch_img_per_s": timed / min(epochs[m]["wall"]),
+            "epoch_s": epochs[m]["wall"],
+            # main process + loader workers, the whole epoch: CPU work per image, whatever the
+            # load from other processes
+            "epoch_cpu_ms_per_img": 1e3 * min(epochs[m]["cpu"]) / images,
         }
     if "cached" in modes:
         result["cached_loader_img_per_s"] = loader_rate(loaders["cached"], images)
@@ -318,6 +349,8 @@ def run_pair(pair: Pair, teacher: Path, data: Path, work: Path, args) -> Dict[st
                                    / result["live"]["epoch_img_per_s"])
         result["speedup_step"] = (result["cached"]["step_img_per_s"]
                                   / result["live"]["step_img_per_s"])
+        result["speedup_epoch_cpu"] = (result["live"]["epoch_cpu_ms_per_img"]
+                                       / result["cached"]["epoch_cpu_ms_per_img"])
         student = result["cached"]["step_img_per_s"]
         loading = result["cached_loader_img_per_s"]
         result["bottleneck"] = "data loading" if loading < student else "student"
@@ -330,7 +363,7 @@ def run_pair(pair: Pair, teacher: Path, data: Path, work: Path, args) -> Dict[st
 def total_cost(r: Dict[str, Any], epochs: int, views: int) -> Dict[str, float]:
     """Seconds per image: the cache pass + E cached epochs, against E live epochs."""
     live = epochs / r["live"]["epoch_img_per_s"]
-    passes = views / r["cache_pass"]["img_views_per_s"]
+    passes = views / r["cache_pass"]["views_per_s"]
     cached = epochs / r["cached"]["epoch_img_per_s"]
     return {"live": live, "pass": passes, "cached_epochs": cached, "cached": passes + cached,
             "ratio": live / (passes + cached)}
@@ -338,34 +371,41 @@ def total_cost(r: Dict[str, Any], epochs: int, views: int) -> Dict[str, float]:
 
 def report(results: List[Dict[str, Any]], args) -> None:
     print(f"\n{args.device}, {args.crop} px, batch {args.batch}, {args.images} images "
-          f"(500 x 375 JPEGs), {args.workers} workers, K={args.queue_size}, V={args.views}, "
-          f"{args.reps} reps; img/s of wall time")
-    print("| pair | step live | step cached | step x | epoch live | epoch cached | epoch x "
-          "| loader alone | cache pass (img-views/s) | bottleneck (cached) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"(500 x 375 JPEGs), {args.workers} workers, {torch.get_num_threads()} torch "
+          f"thread(s), K={args.queue_size}, V={args.views}, {args.reps} reps")
+    print("img/s of wall time (x: cached / live); epoch CPU: ms of CPU time per image, main "
+          "process + loader workers; loader: the cached run's loader alone; pass: the cache "
+          "pass, image-views/s")
+    print("| pair | step live | step cached | x | epoch live | epoch cached | x "
+          "| epoch CPU live | epoch CPU cached | x | loader | pass | bottleneck (cached) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        if "cached" not in r:
-            print(f"| {r['pair']} | {r['live']['step_img_per_s']:.1f} | - | - | "
-                  f"{r['live']['epoch_img_per_s']:.1f} | - | - | - | - | - |")
-            continue
-        print(f"| {r['pair']} | {r['live']['step_img_per_s']:.1f} | "
-              f"{r['cached']['step_img_per_s']:.1f} | {r['speedup_step']:.2f} | "
-              f"{r['live']['epoch_img_per_s']:.1f} | {r['cached']['epoch_img_per_s']:.1f} | "
-              f"{r['speedup_epoch']:.2f} | {r['cached_loader_img_per_s']:.0f} | "
-              f"{r['cache_pass']['img_views_per_s']:.1f} | {r['bottleneck']} |")
+        live, cached = r["live"], r.get("cached")
+        cells = [r["pair"], f"{live['step_img_per_s']:.1f}"]
+        if cached is None:
+            cells += ["-", "-", f"{live['epoch_img_per_s']:.1f}", "-", "-",
+                      f"{live['epoch_cpu_ms_per_img']:.0f}"] + ["-"] * 5
+        else:
+            cells += [f"{cached['step_img_per_s']:.1f}", f"{r['speedup_step']:.2f}",
+                      f"{live['epoch_img_per_s']:.1f}", f"{cached['epoch_img_per_s']:.1f}",
+                      f"{r['speedup_epoch']:.2f}", f"{live['epoch_cpu_ms_per_img']:.0f}",
+                      f"{cached['epoch_cpu_ms_per_img']:.0f}", f"{r['speedup_epoch_cpu']:.2f}",
+                      f"{r['cached_loader_img_per_s']:.0f}",
+                      f"{r['cache_pass']['views_per_s']:.1f}", r["bottleneck"]]
+        print("| " + " | ".join(cells) + " |")
     cached = [r for r in results if "cached" in r]
     if not cached:
         return
-    print("\nTotal distillation cost per 1,000 images (CPU-minutes of this machine's wall "
-          "time): cache pass (V views) + E cached epochs vs. E live epochs")
+    print("\nTotal distillation cost, minutes of wall time per 1,000 images at the epoch rates "
+          "above: cache pass (V views) + E cached epochs vs. E live epochs")
     print("| pair | E | V | live | cache pass | cached epochs | cached total | live / cached |")
     print("|---|---|---|---|---|---|---|---|")
+    k = 1000 / 60
     for r in cached:
         r["total_cost"] = []
         for e, v in args.cost:
             c = total_cost(r, e, v)
             r["total_cost"].append({"epochs": e, "views": v, **c})
-            k = 1000 / 60
             print(f"| {r['pair']} | {e} | {v} | {c['live'] * k:.0f} | {c['pass'] * k:.1f} | "
                   f"{c['cached_epochs'] * k:.0f} | {c['cached'] * k:.0f} | {c['ratio']:.2f} |")
     print()
@@ -377,15 +417,17 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
-    p.add_argument("--crop", type=int, default=128, help="crop size in px (GPU: 224)")
+    p.add_argument("--crop", type=int, default=112, help="crop size in px (GPU: 224)")
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--images", type=int, default=128, help="JPEGs in the generated folder")
+    p.add_argument("--images", type=int, default=64, help="JPEGs in the generated folder")
     p.add_argument("--workers", type=int, default=2, help="data loader processes")
     p.add_argument("--views", type=int, default=2, help="V of the cache pass")
     p.add_argument("--reps", type=int, default=2, help="fits per mode (steps and epochs)")
-    p.add_argument("--steps", type=int, default=3, help="timed steps per per-step fit")
+    p.add_argument("--steps", type=int, default=2, help="timed steps per per-step fit")
     p.add_argument("--queue-size", type=int, default=65536)
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads of the trainer (default: 1 on the cpu, where two stall "
+                   "whenever another process takes a core; torch's own on cuda)")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
                    help="default: on for cuda, off on the cpu (slower there for these nets)")
     p.add_argument("--cost", type=lambda s: tuple(int(x) for x in s.split(",")), nargs="+",
@@ -398,9 +440,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args(argv)
     if args.quick:
-        args.crop, args.batch, args.images, args.reps, args.steps = 64, 8, 32, 1, 2
+        args.crop, args.batch, args.images, args.reps, args.steps = 64, 8, 24, 1, 1
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda needs a CUDA GPU, and torch.cuda.is_available() is False.")
+    if args.threads is None and args.device == "cpu":
+        args.threads = 1
     if args.channels_last is None:
         args.channels_last = args.device == "cuda"
     if args.images < args.batch:
