@@ -31,16 +31,33 @@ data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the dat
     esac
 }
 
-run_hydra() { # ENTRY(distill|linear) DATASET CONFIG OVERRIDE [overrides...]
+run_hydra() { # ENTRY(distill|linear|cache) DATASET CONFIG OVERRIDE [overrides...]
     local entry="$1" dataset="$2" config="$3" override="$4"; shift 4
+    local configs="$entry"
+    [ "$entry" = cache ] && configs=distill  # the cache pass reads the distill run's config
     data_paths "$dataset"
-    exec "$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$entry/$dataset" \
+    exec "$PYTHON" -m "seed_solo.$entry" --config-path "$SEED_SOLO_ROOT/configs/$configs/$dataset" \
         --config-name "$config" "${DATA_OVERRIDES[@]}" "$override" "$@"
 }
 
-seed_solo_distill() { # DATASET CONFIG [overrides...]
+# With a teacher cache, images are read by solo-learn's torchvision pipeline (DALI's cannot be
+# replayed): the cache pass and the cached distillation both switch data.format, identically.
+CACHE_FORMAT="data.format=image_folder"
+
+seed_solo_distill() { # DATASET CONFIG [overrides...]; TEACHER_CACHE=PATH: train from a cache
     require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+    if [ -n "${TEACHER_CACHE:-}" ]; then
+        run_hydra distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "$CACHE_FORMAT" \
+            "+method_kwargs.teacher_cache='$TEACHER_CACHE'" "${@:3}"
+    fi
     run_hydra distill "$1" "$2" "method_kwargs.teacher='$TEACHER'" "${@:3}"
+}
+
+seed_solo_cache() { # DATASET CONFIG [overrides...]: the cache pass of that distill config
+    require TEACHER "Set TEACHER to a zoo name (seed-solo zoo list), a URL, or a checkpoint path."
+    require TEACHER_CACHE "Set TEACHER_CACHE to the folder the cache is written to (then give the same TEACHER_CACHE to the distill script)."
+    run_hydra cache "$1" "$2" "method_kwargs.teacher='$TEACHER'" "$CACHE_FORMAT" \
+        "+cache.path='$TEACHER_CACHE'" "+cache.views=${VIEWS:-8}" "${@:3}"
 }
 
 seed_solo_linear() { # DATASET CONFIG [overrides...]

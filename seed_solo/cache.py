@@ -17,6 +17,7 @@ embeddings at a time.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import math
@@ -94,7 +95,8 @@ class Ranks:
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.rank = int(os.environ.get("RANK", 0))
         if self.world > 1 and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("gloo")
+            # a rank may wait at the last barrier for hours while the others finish their shard
+            torch.distributed.init_process_group("gloo", timeout=datetime.timedelta(days=7))
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -20,6 +20,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from seed_solo.errors import UserError
@@ -136,15 +137,16 @@ class TeacherCache:
         return {k: v for k, v in self.__dict__.items() if k != "_array"}
 
     def lookup(self, indexes: Tensor, views: Tensor) -> Tensor:
-        """(B,) image indexes and (B,) view numbers -> (B, d) float32 embeddings z_T, read from
-        the memory map (only these B rows are read)."""
+        """(B,) image indexes and (B,) view numbers -> (B, d) float32 L2-normalised embeddings
+        z_T, read from the memory map (only these B rows are read)."""
         i = indexes.detach().cpu().numpy().astype(np.int64)
         v = views.detach().cpu().numpy().astype(np.int64)
         if i.size and (i.min() < 0 or i.max() >= self.size or v.min() < 0
                        or v.max() >= self.views):
             raise IndexError(f"teacher cache {self.path} holds {self.size} images x "
                              f"{self.views} views; asked for image {i.max()} view {v.max()}.")
-        return torch.from_numpy(np.asarray(self.array[i, v], dtype=np.float32))
+        rows = torch.from_numpy(np.asarray(self.array[i, v], dtype=np.float32))
+        return F.normalize(rows, dim=1)  # unit rows again after float16's rounding, as live
 
     def check(self, expected: Mapping[str, Any]) -> None:
         """Raise :class:`UserError` naming the first field of :data:`CHECKED` on which this

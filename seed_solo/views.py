@@ -65,8 +65,12 @@ def epoch_views(seed: int, indexes: Sequence[int], epoch: int, views: int) -> np
     per image and round of ``views`` epochs, seeded by ``(seed, index, epoch // views)``, so
     every view is used once before any repeats."""
     indexes = np.asarray(indexes, dtype=np.int64).reshape(-1, 1)
-    keys = _hash(_SCHEDULE, seed, indexes, epoch // views, np.arange(views))  # N x V
-    return np.argsort(keys, axis=1, kind="stable")[:, epoch % views].astype(np.int64)
+    out = np.empty(len(indexes), dtype=np.int64)
+    for lo in range(0, len(indexes), 1 << 16):  # blocks: a few MB of temporaries, not GBs
+        keys = _hash(_SCHEDULE, seed, indexes[lo:lo + (1 << 16)], epoch // views,
+                     np.arange(views))  # block x V
+        out[lo:lo + len(keys)] = np.argsort(keys, axis=1, kind="stable")[:, epoch % views]
+    return out
 
 
 def epoch_view(seed: int, index: int, epoch: int, views: int) -> int:
@@ -252,6 +256,6 @@ def cached_train_loader(cfg: DictConfig) -> Tuple[DataLoader, CheckedImages]:
 def check_cacheable(cfg: DictConfig) -> None:
     """Fail early, with the fix, on settings a cache cannot serve."""
     if cfg.data.format == "dali":
-        raise UserError("a teacher cache needs data.format=image_folder (or h5): DALI's "
+        raise UserError("a teacher cache needs data.format=image_folder: DALI's "
                         "pipelines cannot be replayed, so DALI runs keep the live teacher.")
     single_view_augmentation(cfg)

@@ -52,8 +52,9 @@ def test_a_step_from_the_cache_equals_a_live_step(tiny_data, teacher, tmp_path):
         (loss_l, grads_l, queue_l), (loss_c, grads_c, queue_c) = results
         torch.testing.assert_close(loss_c, loss_l, rtol=1e-5, atol=1e-6)
         assert grads_l.keys() == grads_c.keys() and "projector.0.weight" in grads_c
-        for k in grads_l:
-            torch.testing.assert_close(grads_c[k], grads_l[k], rtol=1e-4, atol=1e-6)
+        for k in grads_l:  # float32 noise of the teacher's batch (1/tau_T = 100 amplifies it)
+            scale = float(grads_l[k].abs().max())
+            torch.testing.assert_close(grads_c[k], grads_l[k], rtol=1e-4, atol=1e-5 * scale)
         assert queue_c.shape == (8 * (step + 1), 96)
         torch.testing.assert_close(queue_c, queue_l, rtol=0, atol=1e-6)
     # the student's gradients do depend on which view's embedding is used
@@ -74,7 +75,9 @@ def test_lookup_reads_the_rows_of_each_image_and_view(cache16):
     np.testing.assert_allclose(norms, 1.0, atol=2e-3)  # L2-normalised rows
     z = cache.lookup(torch.tensor([3, 3, 39]), torch.tensor([0, 1, 1]))
     assert z.dtype == torch.float32 and z.shape == (3, 96)
-    np.testing.assert_array_equal(z.numpy(), array[[3, 3, 39], [0, 1, 1]].astype(np.float32))
+    rows = array[[3, 3, 39], [0, 1, 1]].astype(np.float32)
+    np.testing.assert_allclose(z.numpy(), rows, rtol=0, atol=2e-3)  # float16, renormalised
+    np.testing.assert_allclose(z.norm(dim=1).numpy(), 1.0, rtol=0, atol=1e-6)
     assert not torch.equal(z[0], z[1])  # two views of one image are two embeddings
     with pytest.raises(IndexError, match="holds 40 images x 2 views"):
         cache.lookup(torch.tensor([40]), torch.tensor([0]))
