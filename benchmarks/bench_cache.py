@@ -25,18 +25,23 @@ Figures, each as images per second of wall time:
 Then the total cost of distilling for E epochs from V views, per image:
 ``V / cache pass rate + E / cached epoch rate`` against ``E / live epoch rate``.
 
-CPU (default: 128 px, batch 16, 2 workers, 128 generated 500 x 375 JPEGs; a few minutes on 2
-cores)::
+CPU (default: 112 px, batch 16, 2 workers, one trainer thread, 64 generated 500 x 375 JPEGs,
+V = 2; about 150 CPU-seconds, 3 minutes on 2 idle cores, 11 with the load of other jobs)::
 
-    python benchmarks/bench_cache.py
+    python benchmarks/bench_cache.py --json benchmarks/results/cache_cpu.json
     python benchmarks/bench_cache.py --quick      # the pipeline on a few images, ~1 min
+    python benchmarks/bench_cache.py --report benchmarks/results/cache_cpu.json  # reprint
 
-128 px because a CPU step at 224 px takes 3x longer and the ratio of teacher to student work,
+112 px because a CPU step at 224 px takes 4x longer while the ratio of teacher to student work,
 which sets the speedup, hardly depends on the crop size (both are convolution stacks whose cost
-scales with the pixels); batch 16 because it keeps an R50w2 step near 2 s on 2 cores while the
-convolutions still run at full speed. GPU (224 px, batch 256, 16-mixed as the configs)::
+scales with the pixels); batch 16 keeps an R50w2 step near 2.5 s on one core while the
+convolutions still run at full speed. One torch thread (as ``bench_seed.py --threads 1``): two
+threads stall whenever another process takes a core, and with one the trainer's CPU time is the
+time a core of its own would take, a clock that other jobs do not move. GPU (224 px,
+16-mixed as the configs; ``benchmarks/device_check.sh`` runs it)::
 
-    python benchmarks/bench_cache.py --device cuda --crop 224 --batch 256 --images 4096 --workers 12
+    python benchmarks/bench_cache.py --device cuda --crop 224 --batch 128 --images 1536 \
+        --workers 12 --steps 4
 
 Each pair prints one line ``cached/live speedup PAIR: X.XX``: the ratio of the epoch rates.
 """
@@ -56,7 +61,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -369,30 +374,47 @@ def total_cost(r: Dict[str, Any], epochs: int, views: int) -> Dict[str, float]:
             "ratio": live / (passes + cached)}
 
 
+def _cells(r: Dict[str, Any], key: str, fmt: str, ratio: Callable[[float, float], float]):
+    """live, cached and their ratio of ``r[mode][key]`` ("-" where a mode is missing)."""
+    live, cached = r["live"][key], r.get("cached", {}).get(key)
+    if cached is None:
+        return [format(live, fmt), "-", "-"]
+    return [format(live, fmt), format(cached, fmt), f"{ratio(live, cached):.2f}"]
+
+
 def report(results: List[Dict[str, Any]], args) -> None:
     print(f"\n{args.device}, {args.crop} px, batch {args.batch}, {args.images} images "
-          f"(500 x 375 JPEGs), {args.workers} workers, {torch.get_num_threads()} torch "
+          f"(500 x 375 JPEGs), {args.workers} workers, {args.threads or 'default'} torch "
           f"thread(s), K={args.queue_size}, V={args.views}, {args.reps} reps")
-    print("img/s of wall time (x: cached / live); epoch CPU: ms of CPU time per image, main "
-          "process + loader workers; loader: the cached run's loader alone; pass: the cache "
-          "pass, image-views/s")
-    print("| pair | step live | step cached | x | epoch live | epoch cached | x "
-          "| epoch CPU live | epoch CPU cached | x | loader | pass | bottleneck (cached) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:  # CPU-time rates of the one-thread trainer: a dedicated core's
+        for m in MODES:
+            if m in r:
+                r[m]["step_img_per_cpu_s"] = 1e3 * args.batch / statistics.median(
+                    r[m]["step_cpu_ms"])
+    faster = lambda live, cached: cached / live  # noqa: E731
+    cheaper = lambda live, cached: live / cached  # noqa: E731
+    print("\nPer step, img/s: wall time, and CPU time of the trainer process (with one torch "
+          "thread: the rate on a core of its own)")
+    print("| pair | live | cached | x | live, CPU time | cached, CPU time | x |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        live, cached = r["live"], r.get("cached")
-        cells = [r["pair"], f"{live['step_img_per_s']:.1f}"]
-        if cached is None:
-            cells += ["-", "-", f"{live['epoch_img_per_s']:.1f}", "-", "-",
-                      f"{live['epoch_cpu_ms_per_img']:.0f}"] + ["-"] * 5
-        else:
-            cells += [f"{cached['step_img_per_s']:.1f}", f"{r['speedup_step']:.2f}",
-                      f"{live['epoch_img_per_s']:.1f}", f"{cached['epoch_img_per_s']:.1f}",
-                      f"{r['speedup_epoch']:.2f}", f"{live['epoch_cpu_ms_per_img']:.0f}",
-                      f"{cached['epoch_cpu_ms_per_img']:.0f}", f"{r['speedup_epoch_cpu']:.2f}",
-                      f"{r['cached_loader_img_per_s']:.0f}",
+        cells = _cells(r, "step_img_per_s", ".1f", faster)
+        cells += _cells(r, "step_img_per_cpu_s", ".1f", faster)
+        print("| " + " | ".join([r["pair"], *cells]) + " |")
+    print("\nPer epoch through the real loader: img/s of wall time; CPU ms per image (trainer + "
+          "loader workers); the cached run's loader alone (img/s); the cache pass (image-views/s)")
+    print("| pair | live | cached | x | CPU ms/img live | CPU ms/img cached | x | loader alone "
+          "| cache pass | bottleneck (cached) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        cells = _cells(r, "epoch_img_per_s", ".1f", faster)
+        cells += _cells(r, "epoch_cpu_ms_per_img", ".0f", cheaper)
+        if "cached" in r:
+            cells += [f"{r['cached_loader_img_per_s']:.0f}",
                       f"{r['cache_pass']['views_per_s']:.1f}", r["bottleneck"]]
-        print("| " + " | ".join(cells) + " |")
+        else:
+            cells += ["-"] * 3
+        print("| " + " | ".join([r["pair"], *cells]) + " |")
     cached = [r for r in results if "cached" in r]
     if not cached:
         return
@@ -438,6 +460,8 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
     p.add_argument("--live-only", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, help="an image folder (default: generated JPEGs)")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--report", type=Path, metavar="JSON",
+                   help="print the tables of a results file written by --json, run nothing")
     args = p.parse_args(argv)
     if args.quick:
         args.crop, args.batch, args.images, args.reps, args.steps = 64, 8, 24, 1, 1
@@ -454,6 +478,11 @@ def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        report(saved["results"], argparse.Namespace(**{**saved["config"], "cost": [
+            tuple(c) for c in saved["config"]["cost"]]}))
+        return saved
     if args.threads:
         torch.set_num_threads(args.threads)
     quiet()

@@ -134,13 +134,23 @@ class Stages:
             self.walls[name] = result.get("wall_s", 0.0)
             return result
         print(f"\n{head}", flush=True)
-        start = time.time()
+        start, start_cpu = time.time(), _cpu_s()
         result = fn()
         result["wall_s"] = time.time() - start
+        # CPU time of this process and its reaped children (the loader workers): the stage's
+        # work whatever else runs on the machine
+        result["cpu_s"] = _cpu_s() - start_cpu
         write_json(marker, result)
         self.walls[name] = result["wall_s"]
         print(f"{head}: done in {result['wall_s']:.0f} s", flush=True)
         return result
+
+
+def _cpu_s() -> float:
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _compose(config_dir: Path, name: str, overrides: List[str]):
@@ -502,9 +512,11 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     for m in STUDENTS:
         results[m] = {"knn": knn[m]["acc1"], "linear": lin[m]["acc1"],
                       "params": runs[m]["params"], "train_s": runs[m]["wall_s"],
+                      "train_cpu_s": runs[m].get("cpu_s"),
                       "eval_s": knn[m]["wall_s"] + lin[m]["wall_s"],
                       "online": online_knn(out, m)}
-    results["seed-cache"].update({"cache_s": cache["wall_s"], "views": views})
+    results["seed-cache"].update({"cache_s": cache["wall_s"], "cache_cpu_s": cache.get("cpu_s"),
+                                  "views": views})
     # the stages of this call: a folder that also holds another V's does not count those
     stage_s = sum(stages.walls.values())
     meta = {"mode": mode, "plan": asdict(plan), "seed": args.seed, "block": block,
