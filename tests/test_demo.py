@@ -220,7 +220,7 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     dim = seed_args["method_kwargs"]["proj_output_dim"]
     assert embeddings.shape == (300, v, dim) and cache_meta["views"] == v
     assert cache_meta["teacher_options"] == {"block": layer["block"]}
-    cached_args = json.loads(next((out / "runs" / "distill-cache" / "seed").glob(
+    cached_args = json.loads(next((out / "runs" / f"distill-cache-v{v}" / "seed").glob(
         "*/args.json")).read_text())
     assert cached_args["method_kwargs"]["teacher_cache"] == str(cache)
     assert seed_args["method_kwargs"]["teacher_cache"] is None
@@ -266,6 +266,21 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("skipped") == 15
     assert json.loads((out / "summary.json").read_text())["results"] == results
+
+    # another V: only its own four stages run, into their own folders (a cached run must not
+    # resume the other V's finished run), and the table shows that V's row
+    other = subprocess.run(cmd + ["--cache-views", "2"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert other.stdout.count("skipped") == 11
+    run_v2 = json.loads(next((out / "runs" / "distill-cache-v2" / "seed").glob(
+        "*/args.json")).read_text())
+    assert run_v2["method_kwargs"]["teacher_cache"] == str(out / "cache" / "v2")
+    assert np.load(out / "cache" / "v2" / "embeddings.npy", mmap_mode="r").shape == (300, 2, dim)
+    v2 = json.loads((out / "summary.json").read_text())["results"]["seed-cache"]
+    assert v2["views"] == 2 and [c["epoch"] for c in v2["online"]] == [1]
+    stage_v2 = json.loads((out / "stages" / "seed-cache-v2.json").read_text())
+    assert stage_v2["ckpt"].startswith(str(out / "runs" / "distill-cache-v2" / "seed"))
 
 
 def test_missing_dependencies_are_named_before_any_stage(tmp_path, monkeypatch):

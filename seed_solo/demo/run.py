@@ -248,20 +248,24 @@ def _overrides(paths: Dict[str, Path], plan: Plan, seed: int, block: Optional[in
     return overrides
 
 
-def run_folder(out: Path, name: str) -> Path:
-    """Where a student's training runs go: ``runs/distill/<method>``; the cached SEED run has
-    its own ``runs/distill-cache/seed``, so that neither resumes from the other."""
-    return out / "runs" / ("distill-cache/seed" if name == "seed-cache" else f"distill/{name}")
+def run_folder(out: Path, name: str, views: int = 0) -> Path:
+    """Where a student's training runs go: ``runs/distill/<method>``; the cached SEED run from
+    ``views`` views has its own ``runs/distill-cache-v<views>/seed``, so that no run resumes
+    another (auto-resume does not tell runs from different caches apart)."""
+    if name == "seed-cache":
+        return out / "runs" / f"distill-cache-v{views}" / "seed"
+    return out / "runs" / "distill" / name
 
 
 def distill(out: Path, paths: Dict[str, Path], plan: Plan, name: str, seed: int,
-            block: Optional[int], cache: Optional[Path] = None) -> Dict[str, Any]:
+            block: Optional[int], cache: Optional[Path] = None,
+            views: int = 0) -> Dict[str, Any]:
     """One student through ``seed_solo.distill`` (``seed-cache``: SEED from the teacher cache
-    ``cache``); returns its run folder and newest .ckpt."""
+    ``cache`` of ``views`` views); returns its run folder and newest .ckpt."""
     from seed_solo.distill import run
 
     config = "mocov2plus_tiny" if name == "mocov2plus" else "seed_tiny"
-    runs = run_folder(out, name)
+    runs = run_folder(out, name, views)
     overrides = _overrides(paths, plan, seed, block, runs.parent, teacher=name != "mocov2plus")
     if cache is not None:
         overrides.append(f"+method_kwargs.teacher_cache={cache}")
@@ -280,7 +284,7 @@ def cache_pass(out: Path, paths: Dict[str, Path], plan: Plan, seed: int, block: 
     from seed_solo.cache import run
 
     path = out / "cache" / f"v{views}"
-    overrides = _overrides(paths, plan, seed, block, run_folder(out, "seed-cache").parent)
+    overrides = _overrides(paths, plan, seed, block, run_folder(out, "seed-cache", views).parent)
     overrides += [f"+cache.path={path}", f"+cache.views={views}"]
     _show("seed_solo.cache", DISTILL_CONFIGS, "seed_tiny", overrides)
     run(_compose(DISTILL_CONFIGS, "seed_tiny", overrides))
@@ -293,10 +297,10 @@ def _student_params() -> int:
     return sum(p.numel() for p in create_student("tiny_resnet10").parameters())
 
 
-def online_knn(out: Path, name: str) -> List[Dict[str, float]]:
+def online_knn(out: Path, name: str, views: int = 0) -> List[Dict[str, float]]:
     """Per-epoch online kNN top-1 from the runs' ``metrics.jsonl`` (resumed runs merged)."""
     by_epoch: Dict[int, float] = {}
-    for run_dir in run_dirs(run_folder(out, name)):
+    for run_dir in run_dirs(run_folder(out, name, views)):
         history = run_dir / "metrics.jsonl"
         if not history.is_file():
             continue
@@ -482,7 +486,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                        lambda: cache_pass(out, paths, plan, args.seed, block, views))
     runs["seed-cache"] = stages.run(
         f"seed-cache-v{views}", "SEED student from the teacher cache",
-        lambda: distill(out, paths, plan, "seed-cache", args.seed, block, Path(cache["path"])))
+        lambda: distill(out, paths, plan, "seed-cache", args.seed, block, Path(cache["path"]),
+                        views))
     runs["mocov2plus"] = stages.run(
         "mocov2plus", "the same student, MoCo v2+ alone",
         lambda: distill(out, paths, plan, "mocov2plus", args.seed, block))
@@ -514,7 +519,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                       "params": runs[m]["params"], "train_s": runs[m]["wall_s"],
                       "train_cpu_s": runs[m].get("cpu_s"),
                       "eval_s": knn[m]["wall_s"] + lin[m]["wall_s"],
-                      "online": online_knn(out, m)}
+                      "online": online_knn(out, m, views)}
     results["seed-cache"].update({"cache_s": cache["wall_s"], "cache_cpu_s": cache.get("cpu_s"),
                                   "views": views})
     # the stages of this call: a folder that also holds another V's does not count those
