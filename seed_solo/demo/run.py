@@ -476,7 +476,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         return {k: str(v) for k, v in prepare(out / "data", plan.split).items()}
 
     paths = {k: Path(v) for k, v in stages.run("data", "Fashion-MNIST image folders", data).items()
-             if k != "wall_s"}
+             if k not in ("wall_s", "cpu_s")}
     layer = stages.run("layer", "teacher layer on held-out training images",
                        lambda: select_layer(paths, plan))
     block = layer["block"]
