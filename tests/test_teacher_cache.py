@@ -31,8 +31,9 @@ def test_a_step_from_the_cache_equals_a_live_step(tiny_data, teacher, tmp_path):
     from seed_solo.views import ReplayedViews, epoch_view, training_images, view_transform
 
     path = build_cache(tiny_data, teacher, tmp_path / "cache", "+cache.dtype=float32")
-    live = SEED(parsed(tiny_data, teacher))
-    cfg = parsed(tiny_data, teacher, f"+method_kwargs.teacher_cache={path}")
+    student = "backbone.name=tiny_resnet10"
+    live = SEED(parsed(tiny_data, teacher, student))
+    cfg = parsed(tiny_data, teacher, student, f"+method_kwargs.teacher_cache={path}")
     cached = SEED(cfg)
     assert cached.teacher is None and not [k for k, _ in cached.named_parameters()
                                            if k.startswith("teacher.")]
