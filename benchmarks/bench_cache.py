@@ -26,7 +26,7 @@ Then the total cost of distilling for E epochs from V views, per image:
 ``V / cache pass rate + E / cached epoch rate`` against ``E / live epoch rate``.
 
 CPU (default: 112 px, batch 16, 2 workers, one trainer thread, 64 generated 500 x 375 JPEGs,
-V = 2; about 150 CPU-seconds, 3 minutes on 2 idle cores, 11 with the load of other jobs)::
+V = 2; 164 CPU-seconds: 2.6 minutes on 2 idle cores, 11 at load 6-8 from other jobs)::
 
     python benchmarks/bench_cache.py --json benchmarks/results/cache_cpu.json
     python benchmarks/bench_cache.py --quick      # the pipeline on a few images, ~1 min
