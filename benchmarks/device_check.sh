@@ -6,7 +6,9 @@
 #      is importable and solo-learn's image-folder loader otherwise;
 #   3. the GPU benchmark: 224 px, batch 256, bf16 autocast, channels_last, the three pairs;
 #   4. the DALI tests (tests/test_dali.py) with dali.device=gpu (SEED_SOLO_DALI_DEVICE=gpu),
-#      where nvidia-dali is importable (a 1 GB install: it must already be on that machine).
+#      where nvidia-dali is importable (a 1 GB install: it must already be on that machine);
+#   5. the teacher-cache benchmark at 224 px: live vs. cached SEED, the three pairs (about 4
+#      minutes; not run yet on a GPU: the sessions that wrote it had none).
 # Run from the repository root; results go to $1, else $OUT, else benchmarks/results:
 #   bash benchmarks/device_check.sh /tmp/gpu
 set -uo pipefail
@@ -67,4 +69,8 @@ else
     echo "DALI on the GPU not checked: nvidia-dali or solo-learn is not importable" \
         | tee "$out/dali_gpu.log"
 fi
+echo "== 5. teacher cache: live vs. cached SEED at 224 px"
+timeout 300 $py benchmarks/bench_cache.py --device cuda --crop 224 --batch 128 --images 1536 \
+    --workers 12 --reps 2 --steps 4 --json "$out/cache_cuda.json" 2>&1 | tee "$out/bench_cache.log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
 exit $status

