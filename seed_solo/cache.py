@@ -156,7 +156,7 @@ def run(cfg: DictConfig) -> None:
         raise ValueError(f"method={cfg.get('method')!r}: a teacher cache is for method=seed.")
     if cfg.get("method_kwargs", {}).get("teacher_cache"):
         del cfg.method_kwargs.teacher_cache  # the run's own key, harmless here
-    devices_for_parse(cfg)
+    devices_for_parse(cfg, check=False)  # no lr here: any number of processes shards it
     cfg = SEED.add_and_assert_specific_cfg(parse_cfg(cfg))  # the run's defaults, as distill
     path, tmp = Path(s["path"]).expanduser(), partial_path(Path(s["path"]).expanduser())
     images = training_images(cfg)

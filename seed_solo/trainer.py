@@ -30,9 +30,10 @@ def require_epochs(cfg: DictConfig) -> None:
         raise ValueError(f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
 
 
-def devices_for_parse(cfg: DictConfig) -> Any:
+def devices_for_parse(cfg: DictConfig, check: bool = True) -> Any:
     """solo-learn's parse_cfg scales the lr by ``len(cfg.devices) * cfg.num_nodes``: give it a
-    list, after checking both against what torchrun or srun started (:mod:`seed_solo.launch`).
+    list, after checking both against what torchrun or srun started (:mod:`seed_solo.launch`;
+    ``check=False`` for a pass that trains nothing and shards over whatever was started).
 
     Returns the user's original value, to hand to the Trainer afterwards.
     """
@@ -42,7 +43,8 @@ def devices_for_parse(cfg: DictConfig) -> Any:
     elif isinstance(original, str):
         count = int(original) if original.isdigit() else len(original.split(","))
         cfg.devices = list(range(max(1, count)))
-    check_launch(len(cfg.devices), int(cfg.get("num_nodes", 1) or 1), original)
+    if check:
+        check_launch(len(cfg.devices), int(cfg.get("num_nodes", 1) or 1), original)
     return original
 
 

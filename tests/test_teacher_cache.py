@@ -45,7 +45,13 @@ def test_a_step_from_the_cache_equals_a_live_step(tiny_data, teacher, tmp_path):
         results = []
         for model, first in ((live, pairs[:, 0]), (cached, pairs)):
             model.zero_grad()
-            loss = model.training_step([first, [crops], targets], step)
+            batch = [first, [crops], targets]
+            if model is cached and step == 1:  # as in training: keys -> rows before transfer
+                batch = model.on_before_batch_transfer(batch, 0)
+                assert batch[0].dtype == torch.float32 and batch[0].shape == (8, 96)
+                torch.testing.assert_close(
+                    batch[0], cached.teacher_cache.lookup(pairs[:, 0], pairs[:, 1]))
+            loss = model.training_step(batch, step)
             loss.backward()
             model.on_train_batch_end(None, None, step)
             grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}

@@ -167,12 +167,22 @@ class SEED(BaseMethod):
             total = total + loss
         return total
 
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With a cache, the (image, view) keys become their cached z_T here, on the host, so
+        the rows travel to the device with the batch and the step never waits on a copy back."""
+        if self.teacher_cache is not None and self.training and _is_view_keys(batch[0]):
+            batch = [self.teacher_cache.lookup(batch[0][:, 0], batch[0][:, 1]), *batch[1:]]
+        return batch
+
     def teacher_embeddings(self, keys: Tensor, crops: List[Tensor]) -> Tensor:
-        """z_T of ``crops``: the live teacher's, or with a cache the cached rows of ``keys``,
-        the (B, 2) (image, view) pairs the replayed-views data set reports for its crops."""
+        """z_T of ``crops``: the live teacher's; with a cache, ``keys`` are the (B, 2) (image,
+        view) pairs :class:`seed_solo.views.ReplayedViews` reports for its crops, or their
+        cached (B, d) rows already looked up by :meth:`on_before_batch_transfer`."""
         if self.teacher_cache is None:
             return self.teacher(torch.cat(crops))
-        if keys.ndim != 2 or keys.shape[1] != 2:
+        if keys.is_floating_point() and keys.shape == (len(crops[0]), self.teacher_cache.dim):
+            return keys
+        if not _is_view_keys(keys):
             raise ValueError(
                 "method_kwargs.teacher_cache needs batches of seed_solo.views.ReplayedViews "
                 f"(first element (B, 2) image and view numbers), got shape {tuple(keys.shape)}; "
@@ -210,6 +220,11 @@ class SEED(BaseMethod):
                 "proj_hidden_dim and queue_size."
             )
         return _IncompatibleKeys(missing, result.unexpected_keys)
+
+
+def _is_view_keys(keys: Any) -> bool:
+    return isinstance(keys, Tensor) and not keys.is_floating_point() and keys.ndim == 2 \
+        and keys.shape[1] == 2
 
 
 def teacher_from_cfg(cfg: omegaconf.DictConfig) -> Any:
