@@ -47,6 +47,7 @@ def test_a_step_from_the_cache_equals_a_live_step(tiny_data, teacher, tmp_path):
             model.zero_grad()
             batch = [first, [crops], targets]
             if model is cached and step == 1:  # as in training: keys -> rows before transfer
+                assert live.on_before_batch_transfer(batch, 0) is batch  # Lightning's own hook
                 batch = model.on_before_batch_transfer(batch, 0)
                 assert batch[0].dtype == torch.float32 and batch[0].shape == (8, 96)
                 torch.testing.assert_close(

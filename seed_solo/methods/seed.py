@@ -58,6 +58,8 @@ class SEED(BaseMethod):
         self.teacher_cache: Optional[TeacherCache] = None
         if kwargs.teacher_cache:  # no teacher in memory: z_T comes from the cache
             self.teacher_cache = TeacherCache(kwargs.teacher_cache)
+            # the hook only with a cache: a live run (DALI's data module) keeps Lightning's own
+            self.on_before_batch_transfer = self._rows_before_transfer
             embed_dim, source = self.teacher_cache.dim, f"cache {kwargs.teacher_cache}"
         else:
             self.teacher = teacher_from_cfg(cfg)
@@ -167,10 +169,11 @@ class SEED(BaseMethod):
             total = total + loss
         return total
 
-    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With a cache, the (image, view) keys become their cached z_T here, on the host, so
-        the rows travel to the device with the batch and the step never waits on a copy back."""
-        if self.teacher_cache is not None and self.training and _is_view_keys(batch[0]):
+    def _rows_before_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``on_before_batch_transfer`` with a cache: the (image, view) keys become their cached
+        z_T here, on the host, so the rows travel to the device with the batch and the step
+        never waits on a copy back."""
+        if self.training and _is_view_keys(batch[0]):
             batch = [self.teacher_cache.lookup(batch[0][:, 0], batch[0][:, 1]), *batch[1:]]
         return batch
 
