@@ -173,8 +173,9 @@ def run(cfg: DictConfig) -> None:
         "versions": _versions(),
     })
     if (path / META).is_file():
-        TeacherCache(path).check(meta)
-        done = TeacherCache(path).meta
+        finished = TeacherCache(path)
+        finished.check(meta)
+        done = finished.meta
         if (done["views"], done["dtype"]) != (s["views"], s["dtype"]):
             raise ValueError(f"{path} is a finished cache with {done['views']} views in "
                              f"{done['dtype']}; delete it or choose another cache.path.")

@@ -33,6 +33,7 @@ from typing import Any, Dict, Iterator, List, Tuple, Union
 from urllib.parse import urlparse
 
 from seed_solo.atomic import atomic_path, write_json
+from seed_solo.distributed import is_distributed
 from seed_solo.distributed import rank as global_rank
 from seed_solo.errors import UserError
 from seed_solo.teachers.zoo import ZooEntry
@@ -134,13 +135,6 @@ class DownloadError(UserError, RuntimeError):
     """A file could not be had: offline mode, or every url failed."""
 
 
-def _barrier() -> None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
 def _is_downloader() -> bool:
     local = os.environ.get("LOCAL_RANK")
     return (int(local) if local is not None else global_rank()) == 0
@@ -160,7 +154,7 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
         ChecksumError: every url gave a file that failed the checksum.
     """
     dest = Path(dest)
-    distributed = _barrier_needed()
+    distributed = is_distributed()
     error: BaseException | None = None
     if not distributed or _is_downloader():
         try:
@@ -168,7 +162,9 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
         except BaseException as err:  # the other ranks must still pass the barrier
             error = err
     if distributed:
-        _barrier()
+        import torch.distributed as dist
+
+        dist.barrier()
     if error is not None:
         raise error
     if not dest.is_file():
@@ -177,12 +173,6 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
             f"fetch {urls[0]} to that path by hand."
         )
     return dest
-
-
-def _barrier_needed() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 @contextlib.contextmanager
