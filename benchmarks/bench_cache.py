@@ -1,11 +1,11 @@
 """Live vs. cached SEED, side by side: per-step and per-epoch img/s, the cache pass, total cost.
 
-For each teacher -> student pair, in one process, with the real code path: the SEED method built
-by solo-learn from ``configs/distill/imagenet/seed_{r18,mbv3}.yaml``, trained by a Lightning
-Trainer (:func:`seed_solo.trainer.build_trainer`), fed by the train loader ``seed_solo.distill``
-builds. The teachers are real architectures with random weights, saved as checkpoints in their
-zoo layouts (MoCo v2 ResNet-50 with its 128-d head; SwAV RN50w2 with its 8192-128 head) and
-loaded by seed-solo's teacher loader:
+For each teacher -> student pair, in one process, with the real code path: the SEED method built by
+solo-learn from ``configs/distill/imagenet/seed_{r18,mbv3}.yaml``, trained by a Lightning Trainer
+(:func:`seed_solo.harness.trainer.build_trainer`), fed by the train loader ``seed_solo.distill``
+builds. The teachers are real architectures with random weights, saved as checkpoints in their zoo
+layouts (MoCo v2 ResNet-50 with its 128-d head; SwAV RN50w2 with its 8192-128 head) and loaded by
+seed-solo's teacher loader:
 
 - ``live``: SEED as usual, the frozen teacher's forward in every step;
 - ``cached``: ``+method_kwargs.teacher_cache=PATH``, the cache written first by the cache pass
@@ -28,9 +28,9 @@ Then the total cost of distilling for E epochs from V views, per image:
 CPU (default: 112 px, batch 16, 2 workers, one trainer thread, 64 generated 500 x 375 JPEGs,
 V = 2; 164 CPU-seconds: 2.6 minutes on 2 idle cores, 11 at load 6-8 from other jobs)::
 
-    python benchmarks/bench_cache.py --json benchmarks/results/cache_cpu.json
-    python benchmarks/bench_cache.py --quick      # the pipeline on a few images, ~1 min
-    python benchmarks/bench_cache.py --report benchmarks/results/cache_cpu.json  # reprint
+    python -m benchmarks.bench_cache --json benchmarks/results/cache_cpu.json
+    python -m benchmarks.bench_cache --quick      # the pipeline on a few images, ~1 min
+    python -m benchmarks.bench_cache --report benchmarks/results/cache_cpu.json  # reprint
 
 112 px because a CPU step at 224 px takes 4x longer while the ratio of teacher to student work,
 which sets the speedup, hardly depends on the crop size (both are convolution stacks whose cost
@@ -40,7 +40,7 @@ threads stall whenever another process takes a core, and with one the trainer's 
 time a core of its own would take, a clock that other jobs do not move. GPU (224 px,
 16-mixed as the configs; ``benchmarks/device_check.sh`` runs it)::
 
-    python benchmarks/bench_cache.py --device cuda --crop 224 --batch 128 --images 1536 \
+    python -m benchmarks.bench_cache --device cuda --crop 224 --batch 128 --images 1536 \
         --workers 12 --steps 4
 
 Each pair prints one line ``cached/live speedup PAIR: X.XX``: the ratio of the epoch rates.
@@ -56,7 +56,6 @@ import logging
 import re
 import resource
 import statistics
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -67,12 +66,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from benchmarks.bench_loaders import make_jpegs
+from benchmarks.bench_seed import machine
 
-from bench_loaders import make_jpegs  # noqa: E402
-from bench_seed import machine  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 CONFIGS = REPO / "configs/distill/imagenet"
 
@@ -132,14 +129,10 @@ def save_teacher(spec: Teacher, path: Path) -> Path:
 
 def compose(pair: Pair, teacher: Path, data: Path, args: argparse.Namespace,
             extra: List[str] = (), parse: bool = True):
-    """The run's config, as ``seed_solo.distill`` would parse it (solo-learn's parse_cfg);
-    ``parse=False``: as hydra composes it, what ``seed_solo.cache`` takes."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from omegaconf import OmegaConf
-    from solo.args.pretrain import parse_cfg
-
-    from seed_solo.trainer import devices_for_parse
+    """The run's config, as ``seed_solo.distill`` parses it; ``parse=False``: as hydra
+    composes it, what ``seed_solo.cache`` takes."""
+    from seed_solo.harness.config import compose_config
+    from seed_solo.harness.pretrain import parse_pretrain
 
     cuda = args.device == "cuda"
     overrides = [
@@ -155,42 +148,22 @@ def compose(pair: Pair, teacher: Path, data: Path, args: argparse.Namespace,
     ]
     if not cuda:
         overrides += ["precision=32", "method_kwargs.teacher_precision=32"]
-    with initialize_config_dir(str(CONFIGS), version_base="1.2"):
-        cfg = hydra_compose(pair.config, overrides=overrides + list(extra))
-    OmegaConf.set_struct(cfg, False)
-    if not parse:
-        return cfg
-    devices_for_parse(cfg)
-    return parse_cfg(cfg)
+    cfg = compose_config(CONFIGS, pair.config, overrides + list(extra))
+    return parse_pretrain(cfg)[0] if parse else cfg
 
 
 def build_method(cfg):
     """The SEED method as ``seed_solo.distill.run`` builds it."""
-    from solo.methods import METHODS
-    from solo.utils.misc import make_contiguous
+    from seed_solo.harness.pretrain import build_method as build
 
-    import seed_solo  # noqa: F401  (registers SEED and the students)
-
-    model = METHODS[cfg.method](cfg)
-    make_contiguous(model)
-    if not cfg.performance.disable_channel_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model
+    return build(cfg)
 
 
 def train_loader(cfg):
     """The train loader of ``seed_solo.distill.run`` for an image folder."""
-    from solo.data.pretrain_dataloader import prepare_dataloader, prepare_datasets
+    from seed_solo.harness.training_data import training_data
 
-    from seed_solo.distill import _pretrain_transform
-    from seed_solo.images import CheckedImages
-
-    data = prepare_datasets(cfg.data.dataset, _pretrain_transform(cfg, False),
-                            train_data_path=cfg.data.train_path, data_format=cfg.data.format,
-                            no_labels=cfg.data.no_labels, data_fraction=cfg.data.fraction)
-    data = CheckedImages(data, cfg.data.get("on_corrupt", "error"))
-    return prepare_dataloader(data, batch_size=cfg.optimizer.batch_size,
-                              num_workers=cfg.data.num_workers)
+    return training_data(cfg).train_loader
 
 
 class Clock(Callback):
@@ -226,7 +199,7 @@ class Clock(Callback):
 def fit(model, cfg, loader, cuda: bool) -> Tuple[Clock, float]:
     """One epoch of ``loader`` under the Trainer seed-solo builds from ``cfg``: its Clock, and
     the CPU time of the loader's worker processes (reaped when the epoch ends)."""
-    from seed_solo.trainer import build_trainer
+    from seed_solo.harness.trainer import build_trainer
 
     clock = Clock(cuda)
     trainer = build_trainer(cfg, [clock], 1)
@@ -293,9 +266,9 @@ def cache_pass(cfg, path: Path, views: int) -> Dict[str, float]:
 
 def cached_loader(cfg):
     """The train loader of ``seed_solo.distill.run`` with ``method_kwargs.teacher_cache``."""
-    from seed_solo.views import cached_train_loader
+    from seed_solo.harness.training_data import training_data
 
-    return cached_train_loader(cfg)[0]
+    return training_data(cfg).train_loader
 
 
 # ------------------------------------------------------------------------------ one pair

@@ -4,11 +4,11 @@ Both are the pretrain loaders seed-solo's distill builds from the same augmentat
 (default: the ImageNet MoCo v2 one, one view per image, colour jitter, grey, blur, flip), fed
 the same folder of JPEGs of ImageNet's typical size (500 x 375), at each crop size:
 
-    python benchmarks/bench_loaders.py                       # 64, 112, 224 px, 2 workers
-    python benchmarks/bench_loaders.py --sizes 224 --workers 8 --images 512
+    python -m benchmarks.bench_loaders                       # 64, 112, 224 px, 2 workers
+    python -m benchmarks.bench_loaders --sizes 224 --workers 8 --images 512
 
 torchvision: solo-learn's ``prepare_datasets`` + ``prepare_dataloader`` with ``--workers``
-processes. DALI: solo-learn's ``PretrainDALIDataModule`` through :mod:`seed_solo.dali` with
+processes. DALI: solo-learn's ``PretrainDALIDataModule`` through :mod:`seed_solo.data.dali` with
 ``dali.device=cpu`` and ``--workers`` threads. Each is timed over whole passes after one warm-up
 pass; the figure is images out of the loader per second of wall time.
 """
@@ -71,7 +71,7 @@ def torchvision_loader(cfg):
 def dali_loader(cfg):
     from lightning.pytorch import Trainer
 
-    from seed_solo.dali import pretrain_datamodule
+    from seed_solo.data.dali import pretrain_datamodule
     from seed_solo.distill import _pretrain_transform
 
     module = pretrain_datamodule(cfg, _pretrain_transform(cfg, True))

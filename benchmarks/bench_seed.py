@@ -24,12 +24,13 @@ thread the CPU-time ratio ignores the time other processes hold the core.
 
 CPU (default): 64 px, batch 32, float32, about 4 minutes on 2 cores::
 
-    python benchmarks/bench_seed.py --threads 1 --reps 7 --json benchmarks/results/cpu.json
+    python -m benchmarks.bench_seed --threads 1 --reps 7 --json benchmarks/results/cpu.json
 
-CUDA (not run by the authors: no GPU was available): 224 px, batch 256, bf16 autocast,
-channels_last, fraction of the GPU's dense bf16 peak (``--peak-tflops``, H200: 989)::
+CUDA: 224 px, batch 256, bf16 autocast, channels_last, fraction of the GPU's dense bf16 peak
+(``--peak-tflops``, H200: 989); benchmarks/results/cuda.json is a run on one H200
+(docs/performance.md)::
 
-    python benchmarks/bench_seed.py --device cuda --json benchmarks/results/cuda.json
+    python -m benchmarks.bench_seed --device cuda --json benchmarks/results/cuda.json
 """
 
 from __future__ import annotations
@@ -52,13 +53,12 @@ import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-warnings.filterwarnings("ignore")
+from seed_solo.core.objectives import seed_loss, seed_loss_reference
+from seed_solo.core.queue import EmbeddingQueue
+from seed_solo.students.registry import STUDENTS, create_student
+from seed_solo.teachers.frozen import FrozenTeacher
 
-from seed_solo.losses import seed_loss, seed_loss_reference  # noqa: E402
-from seed_solo.queue import EmbeddingQueue  # noqa: E402
-from seed_solo.students import STUDENTS, create_student  # noqa: E402
-from seed_solo.teachers.frozen import FrozenTeacher  # noqa: E402
+warnings.filterwarnings("ignore")
 
 MODES = ("student", "teacher", "full", "seed", "seed_ref")
 MEMORY_MODES = ("student", "teacher", "full")
@@ -68,7 +68,7 @@ MEMORY_MODES = ("student", "teacher", "full")
 class Pair:
     name: str
     teacher: str  # torchvision architecture, given a MoCo v2 head
-    student: str  # seed_solo.students name
+    student: str  # seed_solo.students.registry name
 
 
 PAIRS = {
@@ -290,14 +290,10 @@ def memory_probe(args: argparse.Namespace) -> None:
 
 
 def measure_memory(pair: str, batch: int, mode: str, argv: List[str]) -> int | None:
-    cmd = [
-        sys.executable,
-        os.path.abspath(__file__),
-        *argv,
-        "--memory-probe",
-        f"{pair},{batch},{mode}",
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "benchmarks.bench_seed", *argv, "--memory-probe",
+           f"{pair},{batch},{mode}"]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=repo)
     lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
     if res.returncode != 0 or not lines:
         print(f"memory probe {pair} b{batch} {mode} failed:\n{res.stderr[-2000:]}", file=sys.stderr)

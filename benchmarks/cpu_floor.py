@@ -7,7 +7,7 @@ times those pieces alone, at the fastest rate any BLAS on this machine gives the
 NumPy's, which is often another library), on one thread as ``bench_seed.py --threads 1`` runs,
 and sets them against the student + teacher time that ``bench_seed.py`` measured (``--results``)::
 
-    python benchmarks/cpu_floor.py --results benchmarks/results/cpu.json
+    python -m benchmarks.cpu_floor --results benchmarks/results/cpu.json
 
 A ratio below the printed floor is out of reach for any exact implementation of the loss.
 """

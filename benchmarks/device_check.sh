@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, as one run (about 8 minutes on an H200):
-#   1. the CUDA tests (tests/test_cuda.py: no host sync in a step, bf16 / TF32 exactness) and the
+#   1. the CUDA tests (tests/core/test_cuda.py: no host sync in a step, bf16 / TF32 exactness) and the
 #      loss and queue tests, on that machine's torch;
 #   2. a short real SEED distillation on the GPU through solo-learn, with DALI where nvidia-dali
 #      is importable and solo-learn's image-folder loader otherwise;
 #   3. the GPU benchmark: 224 px, batch 256, bf16 autocast, channels_last, the three pairs;
-#   4. the DALI tests (tests/test_dali.py) with dali.device=gpu (SEED_SOLO_DALI_DEVICE=gpu),
+#   4. the DALI tests (tests/data/test_dali.py) with dali.device=gpu (SEED_SOLO_DALI_DEVICE=gpu),
 #      where nvidia-dali is importable (a 1 GB install: it must already be on that machine);
 #   5. the teacher-cache benchmark at 224 px: live vs. cached SEED, the three pairs (about 4
 #      minutes; not run yet on a GPU: the sessions that wrote it had none).
@@ -24,8 +24,8 @@ $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cu
     | tee -a "$out/gpu.txt"
 
 echo "== 1. tests"
-timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_loss_paper_formula.py \
-    tests/test_loss_fused.py tests/test_queue.py tests/test_distributed.py 2>&1 | tee "$out/tests.log"
+timeout 120 $py -m pytest -q -p no:cacheprovider tests/core/test_cuda.py tests/core/test_loss_paper_formula.py \
+    tests/core/test_loss_fused.py tests/core/test_queue.py tests/core/test_distributed.py 2>&1 | tee "$out/tests.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 echo "== 2. a real SEED distillation on the GPU (DALI where importable, else image folders)"
@@ -34,8 +34,7 @@ if $py -c "import solo, omegaconf, hydra" 2>/dev/null; then
     $py - "$data" <<'PY'
 import sys
 from pathlib import Path
-sys.path.insert(0, "tests")
-from helpers_e2e import make_image_folders
+from tests.support.data import make_image_folders
 make_image_folders(Path(sys.argv[1]), classes=4, train_per_class=64, val_per_class=8, size=64,
                    suffix=".jpg")
 PY
@@ -56,13 +55,13 @@ else
 fi
 
 echo "== 3. benchmark"
-timeout 270 $py benchmarks/bench_seed.py --device cuda --reps 4 --steps 6 --json "$out/cuda.json" 2>&1 \
+timeout 270 $py -m benchmarks.bench_seed --device cuda --reps 4 --steps 6 --json "$out/cuda.json" 2>&1 \
     | tee "$out/bench.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 
 echo "== 4. the DALI tests with dali.device=gpu"
 if $py -c "import nvidia.dali, solo" 2>/dev/null; then
-    SEED_SOLO_DALI_DEVICE=gpu timeout 300 $py -m pytest -q -p no:cacheprovider tests/test_dali.py \
+    SEED_SOLO_DALI_DEVICE=gpu timeout 300 $py -m pytest -q -p no:cacheprovider tests/data/test_dali.py \
         2>&1 | tee "$out/dali_gpu.log"
     [ "${PIPESTATUS[0]}" = 0 ] || status=1
 else
@@ -70,7 +69,7 @@ else
         | tee "$out/dali_gpu.log"
 fi
 echo "== 5. teacher cache: live vs. cached SEED at 224 px"
-timeout 300 $py benchmarks/bench_cache.py --device cuda --crop 224 --batch 128 --images 1536 \
+timeout 300 $py -m benchmarks.bench_cache --device cuda --crop 224 --batch 128 --images 1536 \
     --workers 12 --reps 2 --steps 4 --json "$out/cache_cuda.json" 2>&1 | tee "$out/bench_cache.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 exit $status

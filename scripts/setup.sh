@@ -8,7 +8,7 @@
 #      from the first of: (a) already installed, (b) a wheelhouse folder, (c) its git commit;
 #   4. the demo's Fashion-MNIST (Debian's dataset-fashion-mnist), only where that is possible;
 #      the set-up never fails for the data;
-#   5. Debian's slurm-wlm and munge for tests/test_slurm.py (a one-node Slurm it starts itself),
+#   5. Debian's slurm-wlm and munge for tests/harness/test_slurm.py (a one-node Slurm it starts itself),
 #      as root with apt-get only (about 15 s the first time); the set-up never fails for them.
 # A second run with nothing missing takes a second: a stamp (.setup-stamp) records the python
 # and a hash of the dependency files, and a quick probe checks the installed versions.
@@ -228,7 +228,7 @@ install_data() {
         "it with torchvision (needs internet)."
 }
 
-# --- 5. Slurm for tests/test_slurm.py (never fails the set-up) ------------------------------
+# --- 5. Slurm for tests/harness/test_slurm.py (never fails the set-up) ------------------------------
 
 SLURM_TOOLS=(munged slurmctld slurmd sbatch srun scontrol scancel sinfo)
 
@@ -247,7 +247,7 @@ slurm_location() {
     if ! slurm_missing >/dev/null; then
         echo "$(slurmd -V 2>/dev/null || echo present), munge"  # sbatch -V needs a slurm.conf
     else
-        echo "not installed ($(slurm_missing) missing; tests/test_slurm.py needs it)"
+        echo "not installed ($(slurm_missing) missing; tests/harness/test_slurm.py needs it)"
     fi
 }
 
@@ -257,7 +257,7 @@ slurm_plan() {
     elif can_apt; then
         echo "apt-get install slurm-wlm munge"
     else
-        echo "none (no root apt-get here: tests/test_slurm.py skips)"
+        echo "none (no root apt-get here: tests/harness/test_slurm.py skips)"
     fi
 }
 
@@ -265,10 +265,10 @@ install_slurm() {
     slurm_missing >/dev/null || return 0
     if ! can_apt; then
         echo "Slurm: not installed: installing slurm-wlm and munge needs root and apt-get;" \
-            "tests/test_slurm.py skips."
+            "tests/harness/test_slurm.py skips."
         return 0
     fi
-    echo "Slurm: apt-get install slurm-wlm munge (for tests/test_slurm.py)"
+    echo "Slurm: apt-get install slurm-wlm munge (for tests/harness/test_slurm.py)"
     # the package lists are refreshed only when the install fails without it
     local get=(env DEBIAN_FRONTEND=noninteractive apt-get -y -qq)
     if { "${get[@]}" install slurm-wlm munge \
@@ -276,7 +276,7 @@ install_slurm() {
     then
         return 0
     fi
-    echo "Slurm: apt-get could not install slurm-wlm and munge; tests/test_slurm.py will fail" \
+    echo "Slurm: apt-get could not install slurm-wlm and munge; tests/harness/test_slurm.py will fail" \
         "until they are installed."
 }
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import List, Sequence
 
-from seed_solo.errors import EXPECTED, debug, report
+from seed_solo.core.errors import exit_on_expected
 from seed_solo.teachers import download, zoo
 
 
@@ -26,24 +26,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     reg = zoo.registry(args.zoo_file)
     rows = []
     for e in reg.values():
-        cached = download.cached_path(e, args.cache_dir).is_file()
+        there = download.downloaded_path(e, args.download_dir).is_file()
         rows.append([e.name, e.arch, e.method, _fmt(e.epochs), str(e.embed_dim), _fmt(e.top1),
-                     e.format, "yes" if cached else "no"])
-    print(_table(rows, ["name", "arch", "method", "epochs", "dim", "top1", "format", "cached"]))
-    print(f"\ncache: {download.cache_dir(args.cache_dir)}")
+                     e.format, "yes" if there else "no"])
+    print(_table(rows, ["name", "arch", "method", "epochs", "dim", "top1", "format", "downloaded"]))
+    print(f"\ndownload folder: {download.download_dir(args.download_dir)}")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     e = zoo.registry(args.zoo_file).get_entry(args.name)
-    path = download.cached_path(e, args.cache_dir)
+    path = download.downloaded_path(e, args.download_dir)
     for key in ("name", "method", "arch", "epochs", "format", "embed_dim", "input_norm", "top1",
                 "licence", "checksum", "gated", "file", "url", "mirrors", "source", "note"):
         value = getattr(e, key)
         if key == "mirrors":
             value = ", ".join(value) if value else None
         print(f"{key + ':':12s}{_fmt(value)}")
-    print(f"{'cached:':12s}{path if path.is_file() else 'no (would be ' + str(path) + ')'}")
+    print(f"{'downloaded:':12s}{path if path.is_file() else 'no (would be ' + str(path) + ')'}")
     return 0
 
 
@@ -51,21 +51,21 @@ def cmd_download(args: argparse.Namespace) -> int:
     reg = zoo.registry(args.zoo_file)
     entries = [reg.get_entry(n) for n in args.names]  # every name checked before any download
     for e in entries:
-        print(f"{e.name}: {download.fetch(e, args.cache_dir)}")
+        print(f"{e.name}: {download.fetch(e, args.download_dir)}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-hash cached teachers: against the published checksum, else the sha256 recorded when
+    """Re-hash downloaded teachers: against the published checksum, else the sha256 recorded when
     the file arrived; a file nobody could vouch for is said to be unverified."""
     reg = zoo.registry(args.zoo_file)
     entries = [reg.get_entry(n) for n in args.names] if args.names else list(reg.values())
     bad = checked = 0
     for e in entries:
-        path = download.cached_path(e, args.cache_dir)
+        path = download.downloaded_path(e, args.download_dir)
         if not path.is_file():
             if args.names:
-                print(f"{e.name}: not cached ({path})")
+                print(f"{e.name}: not downloaded ({path})")
                 bad += 1
             continue
         checked += 1
@@ -86,12 +86,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"{e.name}: MISMATCH: expected {expected}, got {mismatch}; delete {path} "
                   f"and run `seed-solo zoo download {e.name}`")
     if checked == 0 and not args.names:
-        print(f"nothing cached in {download.cache_dir(args.cache_dir)}")
+        print(f"nothing downloaded in {download.download_dir(args.download_dir)}")
     return 1 if bad else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from seed_solo.export import TOLERANCE, export
+    from seed_solo.export import TOLERANCE, export  # torch, timm and onnx: only for export
 
     done = export(args.source, args.to, args.out)
     print(f"wrote {done.path} ({done.target} {done.name}); max |diff| against the student "
@@ -106,18 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
     zp = sub.add_parser("zoo", help="named teachers: list, info, download, verify")
     zp.add_argument("--zoo-file", default=None,
                     help=f"a YAML/JSON file of your own entries (default: ${zoo.ENV_ZOO})")
-    zp.add_argument("--cache-dir", default=None,
-                    help=f"where checkpoints are cached (default: ${download.ENV_CACHE} or "
-                    "~/.cache/seed_solo)")
+    zp.add_argument("--download-dir", "--cache-dir", dest="download_dir", default=None,
+                    help=f"the download folder (default: ${download.ENV_DOWNLOADS} or "
+                    "~/.cache/seed_solo; --cache-dir is its former name)")
     zsub = zp.add_subparsers(dest="zoo_command", required=True)
     zsub.add_parser("list", help="a table of the known teachers").set_defaults(func=cmd_list)
     p = zsub.add_parser("info", help="every field of one teacher")
     p.add_argument("name")
     p.set_defaults(func=cmd_info)
-    p = zsub.add_parser("download", help="download (and verify) teachers into the cache")
+    p = zsub.add_parser("download", help="download (and verify) teachers into the download folder")
     p.add_argument("names", nargs="+", metavar="NAME")
     p.set_defaults(func=cmd_download)
-    p = zsub.add_parser("verify", help="re-hash cached teachers against their checksums")
+    p = zsub.add_parser("verify", help="re-hash downloaded teachers against their checksums")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision "
@@ -131,14 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; the exit code (an expected failure: one ``error:`` line
+    and 2)."""
     args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
-    except EXPECTED as err:
-        if debug():
-            raise
-        report(err)
-        return 2
+        return exit_on_expected(args.func, args)
+    except SystemExit as stop:
+        return int(stop.code or 0)
 
 
 if __name__ == "__main__":

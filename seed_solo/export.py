@@ -5,10 +5,10 @@
   by ``nn.Identity()`` (the student outputs pooled features, it has no classifier);
 * ``onnx``: opset 17, input ``images`` (B, 3, H, W) with a dynamic batch, output ``features``.
 
-The checkpoint is chosen by :func:`seed_solo.runs.find_checkpoint`; the backbone is rebuilt from
-``args.json`` and loaded with every key checked. Every export is loaded back into a clean model
-(or run by onnxruntime) and compared with the student before it is reported; no teacher is
-needed.
+The student is loaded by :func:`seed_solo.students.load.load_student` (the run folder's last
+checkpoint, the backbone rebuilt from ``args.json``, every key checked). Every export is loaded back
+into a clean model (or run by onnxruntime) and compared with the student before it is reported; no
+teacher is needed.
 """
 
 from __future__ import annotations
@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
+import timm
 import torch
+import torchvision
 from torch import nn
 
-from seed_solo.atomic import atomic_path
-from seed_solo.rebuild import build_solo_backbone
-from seed_solo.runs import find_checkpoint, read_args
-from seed_solo.state_dict import load_prefixed, read_checkpoint
+from seed_solo.nets.library_models import classifier_attr, drop_classifier
+from seed_solo.runs.atomic import atomic_path
+from seed_solo.students.load import load_student
 
 TARGETS = ("timm", "torchvision", "onnx")
 ONNX_OPSET = 17
@@ -41,21 +42,6 @@ class Exported:
     kwargs: Dict[str, Any]
     max_diff: float
     how: str
-
-
-def load_student_backbone(source: Union[str, Path]) -> Tuple[nn.Module, Dict[str, Any], Path]:
-    """(backbone in eval mode, args.json, checkpoint) of a run folder or a ``.ckpt`` in one."""
-    ckpt = find_checkpoint(source)
-    if not ckpt.is_file():
-        raise FileNotFoundError(f"{str(ckpt)!r} does not exist; pass a run folder "
-                                "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
-    args = read_args(ckpt)
-    bb = args.get("backbone") or {}
-    backbone, _ = build_solo_backbone(bb["name"], bb.get("kwargs") or {}, args.get("method", ""),
-                                      (args.get("data") or {}).get("dataset", "imagenet"))
-    state = read_checkpoint(ckpt, allow_inert_objects=True)["state_dict"]
-    load_prefixed(backbone, state, "backbone.", "backbone")
-    return backbone.eval(), args, ckpt
 
 
 def _crop(args: Dict[str, Any]) -> int:
@@ -94,10 +80,10 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     """
     if to not in TARGETS:
         raise ValueError(f"--to {to!r} is not one of {', '.join(TARGETS)}; pick one.")
-    backbone, args, ckpt = load_student_backbone(source)
+    student = load_student(source)
+    backbone, args = student.backbone, student.args
     name = args["backbone"]["name"]
     kwargs = dict(args["backbone"].get("kwargs") or {})
-    dataset = (args.get("data") or {}).get("dataset", "imagenet")
     size = _crop(args)
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -111,32 +97,10 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
         return Exported(out, to, name, kwargs, diff, how)
     sd = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
     if to == "timm":
-        import timm
-
-        arch = _timm_name(name, backbone)
-        clean = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
-        extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
-        how = (f"m = timm.create_model({arch!r}, pretrained=False, num_classes=0{extra}); "
-               "m.load_state_dict(torch.load(PATH), strict=True)")
+        clean, arch, how = _clean_timm(name, backbone, kwargs)
     else:
-        import torchvision
-
-        from seed_solo.nets.libraries import classifier_attr
-
-        arch = _torchvision_name(name)
-        if arch is None:
-            raise ValueError(f"the student {name!r} is not a torchvision model; export it "
-                             "--to onnx" + (" or --to timm." if name.startswith("timm:")
-                                            else "."))
-        if dataset in ("cifar10", "cifar100") and name.startswith("resnet"):
-            raise ValueError(f"{name!r} trained on {dataset} has solo-learn's 3x3 CIFAR stem, "
-                             "which torchvision's builder lacks; export it --to onnx.")
-        clean = torchvision.models.get_model(arch, weights=None,
-                                             **({} if name.startswith("resnet") else kwargs))
-        attr = classifier_attr(clean)
-        setattr(clean, attr, nn.Identity())
-        how = (f"m = torchvision.models.get_model({arch!r}, weights=None); m.{attr} = "
-               "torch.nn.Identity(); m.load_state_dict(torch.load(PATH), strict=True)")
+        dataset = (args.get("data") or {}).get("dataset", "imagenet")
+        clean, arch, how = _clean_torchvision(name, dataset, kwargs)
     clean.load_state_dict(sd, strict=True)
     with torch.no_grad():
         diff = _compare(clean.eval()(x), expected)
@@ -146,6 +110,37 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     with atomic_path(out) as tmp:
         torch.save(sd, tmp)
     return Exported(out, to, arch, kwargs, diff, how)
+
+
+def _clean_timm(name: str, backbone: nn.Module,
+                kwargs: Dict[str, Any]) -> Tuple[nn.Module, str, str]:
+    """(a fresh timm model of the student's architecture, its timm name, how to load it)."""
+    arch = _timm_name(name, backbone)
+    clean = timm.create_model(arch, pretrained=False, num_classes=0, **kwargs)
+    extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+    how = (f"m = timm.create_model({arch!r}, pretrained=False, num_classes=0{extra}); "
+           "m.load_state_dict(torch.load(PATH), strict=True)")
+    return clean, arch, how
+
+
+def _clean_torchvision(name: str, dataset: str,
+                       kwargs: Dict[str, Any]) -> Tuple[nn.Module, str, str]:
+    """(a fresh torchvision model of the student's architecture without its classifier, its
+    torchvision name, how to load it)."""
+    arch = _torchvision_name(name)
+    if arch is None:
+        raise ValueError(f"the student {name!r} is not a torchvision model; export it "
+                         "--to onnx" + (" or --to timm." if name.startswith("timm:") else "."))
+    if dataset in ("cifar10", "cifar100") and name.startswith("resnet"):
+        raise ValueError(f"{name!r} trained on {dataset} has solo-learn's 3x3 CIFAR stem, "
+                         "which torchvision's builder lacks; export it --to onnx.")
+    clean = torchvision.models.get_model(arch, weights=None,
+                                         **({} if name.startswith("resnet") else kwargs))
+    attr = classifier_attr(clean)
+    drop_classifier(clean)
+    how = (f"m = torchvision.models.get_model({arch!r}, weights=None); m.{attr} = "
+           "torch.nn.Identity(); m.load_state_dict(torch.load(PATH), strict=True)")
+    return clean, arch, how
 
 
 def _export_onnx(backbone: nn.Module, x: torch.Tensor, out: Path) -> float:

@@ -1,4 +1,5 @@
-"""Offline kNN evaluation on solo-learn's kNN options, on a CPU or a GPU.
+"""``python -m seed_solo.knn``: offline kNN evaluation on solo-learn's kNN options, on a CPU or a
+GPU.
 
     python -m seed_solo.knn --pretrained_checkpoint_dir trained_models/seed/RUN \
         --dataset custom --train_data_path data/train --val_data_path data/val \
@@ -9,94 +10,36 @@ A teacher is evaluated the same way with ``--teacher SOURCE`` (zoo name, path, U
 ``--pretrained_checkpoint_dir``: "backbone" features are its embedding before normalisation.
 
 Differences from solo-learn's main_knn.py: no hard-coded ``.cuda()``; the folder's last checkpoint
-is used (by epoch, :mod:`seed_solo.runs`); a SEED student is rebuilt without its teacher; keys
-are checked; ``--output_json`` writes the results; custom data is evaluated at the training
-crop size recorded in ``args.json`` (``--crop_size`` overrides).
+is used (:func:`seed_solo.runs.folders.last_checkpoint`); a SEED student is rebuilt without its
+teacher; keys are checked; ``--output_json`` writes the results; custom data is evaluated at the
+training crop size recorded in ``args.json`` (``--crop_size`` overrides).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
+import yaml
 from omegaconf import DictConfig, OmegaConf
-from torch import Tensor, nn
-from tqdm import tqdm
+from torch import nn
 
-import seed_solo  # noqa: F401  (registers SEED and the students with solo-learn)
-from seed_solo.atomic import write_json
-from seed_solo.errors import exit_on_expected
-from seed_solo.loaders import classification_loaders
+from seed_solo.core.errors import exit_on_expected
+from seed_solo.data.loaders import classification_loaders
+from seed_solo.evaluation.features import TeacherFeatures, extract_features, trained_model
+from seed_solo.evaluation.knn import knn_accuracy
+from seed_solo.harness.backbones import register_students
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
-from seed_solo.nets.projector import projection_head
-from seed_solo.rebuild import build_solo_backbone
-from seed_solo.runs import find_checkpoint, read_args
-from seed_solo.state_dict import load_prefixed, read_checkpoint
-
-
-class Student(nn.Module):
-    """Backbone plus optional projector: returns ``feats`` and ``z`` like solo's methods."""
-
-    def __init__(self, backbone: nn.Module, projector: nn.Module | None):
-        super().__init__()
-        self.backbone = backbone
-        self.projector = projector
-
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        feats = self.backbone(x)
-        z = F.normalize(self.projector(feats), dim=-1) if self.projector is not None else feats
-        return {"feats": feats, "z": z}
-
-
-def load_student(run_dir: Path) -> Tuple[nn.Module, DictConfig, Path]:
-    """Rebuild the pre-trained model of ``run_dir`` (args.json + last .ckpt), no teacher.
-
-    ``run_dir`` may also be a checkpoint file, with args.json beside it.
-    """
-    ckpt = find_checkpoint(run_dir)
-    cfg = OmegaConf.create(read_args(ckpt))
-    state = read_checkpoint(ckpt, allow_inert_objects=True, what="student checkpoint")["state_dict"]
-    if cfg.method == "seed":
-        backbone, features = build_solo_backbone(
-            cfg.backbone.name, cfg.backbone.get("kwargs", {}), cfg.method, cfg.data.dataset
-        )
-        load_prefixed(backbone, state, "backbone.", "backbone")
-        kw = cfg.method_kwargs
-        projector = projection_head(features, kw.proj_hidden_dim, kw.proj_output_dim)
-        load_prefixed(projector, state, "projector.", "projector")
-        model: nn.Module = Student(backbone, projector)
-    else:
-        from solo.methods import METHODS
-
-        model = METHODS[cfg.method](cfg)
-        result = model.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ValueError(
-                f"{ckpt} does not fit a {cfg.method} model built from args.json: missing "
-                f"{result.missing_keys}, unexpected {result.unexpected_keys}."
-            )
-    return model, cfg, ckpt
-
-
-class TeacherFeatures(nn.Module):
-    """A frozen teacher as a model to evaluate: ``feats`` its raw embedding, ``z`` normalised."""
-
-    def __init__(self, teacher: nn.Module):
-        super().__init__()
-        self.teacher = teacher
-
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        feats = self.teacher.model(x)
-        return {"feats": feats, "z": F.normalize(feats.float(), dim=-1)}
+from seed_solo.runs.atomic import write_json
 
 
 def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Module:
-    import yaml
-
+    """The teacher ``source`` as a model to evaluate; ``options`` are ``key=value`` strings."""
+    # imported here: evaluating a student never loads teacher code
     from seed_solo.teachers import load_teacher
 
     kwargs = {}
@@ -108,29 +51,9 @@ def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Modu
     return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))
 
 
-@torch.no_grad()
-def extract_features(loader, model: nn.Module, device: torch.device):
-    """(backbone features, projected features, labels) of every image in ``loader``."""
-    model.eval()
-    feats, zs, labels = [], [], []
-    for images, targets in tqdm(loader, desc="features", leave=False):
-        out = model(images.to(device, non_blocking=True))
-        feats.append(out["feats"].float().cpu())
-        zs.append(out["z"].float().cpu())
-        labels.append(targets)
-    return torch.cat(feats), torch.cat(zs), torch.cat(labels)
-
-
-def run_knn(train_x, train_y, test_x, test_y, k: int, T: float | None, distance_fx: str):
-    from solo.utils.knn import WeightedKNNClassifier
-
-    knn = WeightedKNNClassifier(k=k, T=T if T is not None else 0.07, distance_fx=distance_fx)
-    knn(train_features=train_x, train_targets=train_y, test_features=test_x, test_targets=test_y)
-    return knn.compute()
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m seed_solo.knn",
+                                description=__doc__.split("\n")[0])
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--pretrained_checkpoint_dir", type=Path)
     source.add_argument("--teacher", help="evaluate a teacher: zoo name, path, url, or NAME:...")
@@ -156,54 +79,52 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def model_to_evaluate(args: argparse.Namespace) -> Tuple[nn.Module, DictConfig, str]:
+    """(model, its config, where it came from): the teacher, or the run's student."""
+    if args.teacher:
+        model = load_teacher_model(args.teacher, args.teacher_format, args.teacher_option)
+        return model, OmegaConf.create({"method": "teacher"}), args.teacher
+    register_students()  # a run of another solo-learn method may have a seed-solo student
+    model, cfg, ckpt = trained_model(args.pretrained_checkpoint_dir)
+    return model, cfg, str(ckpt)
+
+
+def loaders(args: argparse.Namespace, cfg: DictConfig) -> Tuple[Any, Any]:
+    """Un-augmented train (the kNN bank) and val loaders, at the run's crop for custom data."""
+    aug = cfg.augmentations[0] if "augmentations" in cfg else {}
+    crop = args.crop_size or (aug.get("crop_size") if args.dataset == "custom" else None)
+    train_loader, val_loader = classification_loaders(
+        args.dataset, args.train_data_path, args.val_data_path, data_format=args.data_format,
+        batch_size=args.batch_size, num_workers=args.num_workers, crop_size=crop,
+        mean=aug.get("mean", None) or IMAGENET_MEAN, std=aug.get("std", None) or IMAGENET_STD,
+        shuffle_train=False,
+    )
+    train_loader.dataset.transform = val_loader.dataset.transform
+    return train_loader, val_loader
+
+
 def main(argv: Sequence[str] | None = None) -> List[dict]:
     args = parse_args(argv)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     )
-    if args.teacher:
-        model = load_teacher_model(args.teacher, args.teacher_format, args.teacher_option)
-        cfg, ckpt = OmegaConf.create({"method": "teacher"}), args.teacher
-    else:
-        model, cfg, ckpt = load_student(args.pretrained_checkpoint_dir)
+    model, cfg, source = model_to_evaluate(args)
     model.to(device)
-
-    aug = cfg.augmentations[0] if "augmentations" in cfg else {}
-    crop = args.crop_size or (aug.get("crop_size") if args.dataset == "custom" else None)
-    train_loader, val_loader = classification_loaders(
-        args.dataset,
-        args.train_data_path,
-        args.val_data_path,
-        data_format=args.data_format,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        crop_size=crop,
-        mean=aug.get("mean", None) or IMAGENET_MEAN,
-        std=aug.get("std", None) or IMAGENET_STD,
-        shuffle_train=False,
-    )
-    # the kNN bank is built from un-augmented training images
-    train_loader.dataset.transform = val_loader.dataset.transform
-
+    train_loader, val_loader = loaders(args, cfg)
     train_bb, train_proj, train_y = extract_features(train_loader, model, device)
     test_bb, test_proj, test_y = extract_features(val_loader, model, device)
     features = {"backbone": (train_bb, test_bb), "projector": (train_proj, test_proj)}
-
     results = []
-    for feat_type in args.feature_type:
-        for k in args.k:
-            for distance_fx in args.distance_function:
-                temps = args.temperature if distance_fx == "cosine" else [None]
-                for T in temps:
-                    train_x, test_x = features[feat_type]
-                    acc1, acc5 = run_knn(train_x, train_y, test_x, test_y, k, T, distance_fx)
-                    row = {"feature_type": feat_type, "k": k, "distance": distance_fx, "T": T,
-                           "acc1": float(acc1), "acc5": float(acc5)}
-                    results.append(row)
-                    print(f"{feat_type} k={k} {distance_fx} T={T}: "
-                          f"acc@1={row['acc1']:.2f} acc@5={row['acc5']:.2f}")
+    for feat_type, k, distance in itertools.product(args.feature_type, args.k,
+                                                    args.distance_function):
+        for T in (args.temperature if distance == "cosine" else [None]):
+            train_x, test_x = features[feat_type]
+            acc1, acc5 = knn_accuracy(train_x, train_y, test_x, test_y, k, T, distance)
+            results.append({"feature_type": feat_type, "k": k, "distance": distance, "T": T,
+                            "acc1": acc1, "acc5": acc5})
+            print(f"{feat_type} k={k} {distance} T={T}: acc@1={acc1:.2f} acc@5={acc5:.2f}")
     write_json(args.output_json and str(args.output_json),
-               {"checkpoint": str(ckpt), "method": cfg.method, "results": results})
+               {"checkpoint": source, "method": cfg.method, "results": results})
     return results
 
 

@@ -1,4 +1,5 @@
-"""Linear evaluation entry point on solo-learn's harness (its linear config schema).
+"""``python -m seed_solo.linear``: a linear classifier on a frozen student backbone, on
+solo-learn's harness (its linear config schema).
 
     python -m seed_solo.linear --config-path configs/linear/imagenet --config-name seed_mbv3 \
         pretrained_feature_extractor=trained_models/seed/RUN/NAME-RUN-ep=199.ckpt
@@ -11,52 +12,23 @@ from __future__ import annotations
 import os
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch import seed_everything
+from omegaconf import DictConfig
 
-import seed_solo  # noqa: F401  (registers the students with solo-learn)
-from seed_solo.atomic import write_json
-from seed_solo.dali import check_device, classification_datamodule
-from seed_solo.hydra_cli import run_hydra
-from seed_solo.loaders import loaders_from_cfg
-from seed_solo.rebuild import build_solo_backbone
-from seed_solo.runs import find_checkpoint
-from seed_solo.state_dict import load_prefixed, read_checkpoint
-from seed_solo.trainer import (
-    build_trainer,
-    checkpoint_and_resume,
-    devices_for_parse,
-    require_epochs,
-)
+from seed_solo.data.dali import check_device, classification_datamodule
+from seed_solo.data.loaders import loaders_from_cfg
+from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
+from seed_solo.harness.checkpointer import checkpoint_and_resume
+from seed_solo.harness.config import parse_linear
+from seed_solo.harness.hydra_cli import run_hydra
+from seed_solo.harness.trainer import build_trainer
+from seed_solo.runs.atomic import write_json
+from seed_solo.runs.folders import find_checkpoint
+from seed_solo.students.load import load_backbone
 
 
-def _loss_and_mixup(cfg: DictConfig):
-    from timm.data.mixup import Mixup
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
-
-    if cfg.mixup > 0 or cfg.cutmix > 0:
-        mixup = Mixup(
-            mixup_alpha=cfg.mixup,
-            cutmix_alpha=cfg.cutmix,
-            prob=1.0,
-            switch_prob=0.5,
-            mode="batch",
-            label_smoothing=cfg.label_smoothing,
-            num_classes=cfg.data.num_classes,
-        )
-        return SoftTargetCrossEntropy(), mixup
-    if cfg.label_smoothing > 0:
-        return LabelSmoothingCrossEntropy(smoothing=cfg.label_smoothing), None
-    return torch.nn.CrossEntropyLoss(), None
-
-
-def run(cfg: DictConfig) -> dict:
-    """Train a linear classifier on the frozen student backbone; returns the final metrics."""
-    from lightning.pytorch import seed_everything
-    from solo.args.linear import parse_cfg
-    from solo.methods.linear import LinearModel
-    from solo.utils.misc import make_contiguous
-
-    OmegaConf.set_struct(cfg, False)
+def student_checkpoint(cfg: DictConfig) -> str:
+    """``pretrained_feature_extractor``: a checkpoint, or a run folder's last one."""
     given = str(cfg.get("pretrained_feature_extractor") or "")
     ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
@@ -64,56 +36,33 @@ def run(cfg: DictConfig) -> dict:
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )
-    require_epochs(cfg)
-    devices = devices_for_parse(cfg)
-    cfg = parse_cfg(cfg)
+    return ckpt
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train a linear classifier on the frozen student backbone; returns the final metrics."""
+    ckpt = student_checkpoint(cfg)
+    cfg, devices = parse_linear(cfg)
     seed_everything(cfg.seed)
-    if cfg.data.format == "dali":
+    dali = cfg.data.format == "dali"
+    if dali:
         check_device(cfg, torch.cuda.is_available())
-
-    backbone, _ = build_solo_backbone(
-        cfg.backbone.name, cfg.backbone.kwargs, cfg.pretrain_method or "", cfg.data.dataset
-    )
-    state = read_checkpoint(ckpt, allow_inert_objects=True)["state_dict"]
-    load_prefixed(backbone, state, "backbone.", "backbone")
-    print(f"Loaded the student backbone from {ckpt}")
-
-    loss_func, mixup = _loss_and_mixup(cfg)
-    model = LinearModel(backbone, loss_func=loss_func, mixup_func=mixup, cfg=cfg)
-    make_contiguous(model)
-    if not cfg.performance.disable_channel_last:
-        model = model.to(memory_format=torch.channels_last)
-
     aug = cfg.data.augmentations
-    train_transform = None
-    if cfg.auto_augment:
-        from timm.data import create_transform
-
-        train_transform = create_transform(
-            input_size=aug.crop_size, is_training=True, auto_augment="rand-m9-mstd0.5-inc1",
-            interpolation="bicubic", re_prob=0.25, re_mode="pixel", re_count=1,
-            mean=aug.mean, std=aug.std,
-        )
-    train_loader, val_loader = loaders_from_cfg(
-        cfg, aug.crop_size, aug.mean, aug.std, train_transform=train_transform
-    )
-    classes = getattr(train_loader.dataset, "classes", None)
-    if classes is not None and len(classes) < 5:
-        raise ValueError(
-            f"linear evaluation reports top-5 accuracy (solo-learn's LinearModel), so it needs "
-            f"at least 5 classes; {cfg.data.train_path} has {len(classes)}. Use kNN "
-            "(seed_solo.knn) for fewer classes."
-        )
-
+    train_loader, val_loader = loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
+                                                train_transform=train_transform(cfg))
+    require_top5(getattr(train_loader.dataset, "classes", None), cfg.data.train_path)
+    student = load_backbone(ckpt, cfg.backbone.name, cfg.backbone.kwargs,
+                            cfg.pretrain_method or "", cfg.data.dataset)
+    print(f"Loaded the student backbone from {ckpt}")
+    model = linear_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
     trainer = build_trainer(cfg, callbacks, devices)
-    if cfg.data.format == "dali":
+    if dali:
         datamodule = classification_datamodule(cfg)
         datamodule.val_dataloader = lambda: val_loader
         trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
     else:
         trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
-
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     result = {"checkpoint": ckpt, "epochs": cfg.max_epochs, **metrics}
     write_json(cfg.get("output_json"), result)

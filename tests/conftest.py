@@ -1,10 +1,11 @@
-"""Shared fixtures (helpers live in helpers_e2e.py, a name no other conftest shadows)."""
+"""Shared fixtures; the helpers live in :mod:`tests.support`."""
 
 from pathlib import Path
 
 import pytest
-from helpers_e2e import make_image_folders
-from http_server import Server
+
+from tests.support.data import make_image_folders
+from tests.support.http_server import Server
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +15,7 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def server():
-    """A :class:`http_server.Server` on a free loopback port, closed after the test."""
+    """A :class:`tests.support.http_server.Server` on a free loopback port, closed after it."""
     s = Server()
     yield s
     s.close()

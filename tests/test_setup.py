@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.support.commands import REPO
+
 SCRIPTS = ("env.sh", "setup.sh", "lib.sh")
 WHEEL = "solo_learn-1.0.6-py3-none-any.whl"
 

@@ -2,7 +2,7 @@
 
 The IDX gzips come from the first of: ``$FASHION_MNIST_DIR``; the Debian package
 ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist``); torchvision's
-``FashionMNIST(download=True)`` into the seed-solo cache (machines with internet).
+``FashionMNIST(download=True)`` into seed-solo's download folder (machines with internet).
 
 The IDX files (28x28 grey, 60,000 train + 10,000 test) are read once and written as PNGs,
 zero-padded to 32x32 (Fashion-MNIST's background is black, so padding adds no edges) and
@@ -28,6 +28,10 @@ from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
 import numpy as np
+from PIL import Image
+from torchvision.datasets import FashionMNIST
+
+from seed_solo.teachers.download import download_dir
 
 ENV_DIR = "FASHION_MNIST_DIR"
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
@@ -55,19 +59,17 @@ def _missing(path: Path) -> list:
     return [f for pair in FILES.values() for f in pair if not (path / f).is_file()]
 
 
-def download_dir() -> Path:
-    """Where torchvision's download puts the gzips: ``<cache>/fashion-mnist/FashionMNIST/raw``."""
-    from seed_solo.teachers.download import cache_dir
-
-    return cache_dir() / "fashion-mnist" / "FashionMNIST" / "raw"
+def torchvision_dir() -> Path:
+    """Where torchvision's download puts the gzips: ``<download folder>/fashion-mnist/
+    FashionMNIST/raw``."""
+    return download_dir() / "fashion-mnist" / "FashionMNIST" / "raw"
 
 
 def download(dataset_cls: Any = None) -> Path:
     """Download Fashion-MNIST with torchvision (``dataset_cls``, default ``FashionMNIST``)."""
-    if dataset_cls is None:
-        from torchvision.datasets import FashionMNIST as dataset_cls
-    dataset_cls(str(download_dir().parents[1]), download=True)  # fetches train and test files
-    return download_dir()
+    dataset_cls = dataset_cls or FashionMNIST
+    dataset_cls(str(torchvision_dir().parents[1]), download=True)  # fetches train and test files
+    return torchvision_dir()
 
 
 def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAULT_DIR,
@@ -92,12 +94,12 @@ def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAU
                 "`apt-get install dataset-fashion-mnist` or a torchvision download."
             )
         return path
-    for path in (Path(debian_dir), download_dir()):
+    for path in (Path(debian_dir), torchvision_dir()):
         if not _missing(path):
             return path
     if not allow_download:
         raise FileNotFoundError(
-            f"Fashion-MNIST is in neither {ENV_DIR}, {debian_dir} nor {download_dir()}; "
+            f"Fashion-MNIST is in neither {ENV_DIR}, {debian_dir} nor {torchvision_dir()}; "
             "`apt-get install dataset-fashion-mnist` (as root) or a run with internet gets it."
         )
     try:
@@ -105,7 +107,7 @@ def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAU
     except Exception as err:  # no network, a proxy, a full disk: all end the same way
         raise FileNotFoundError(
             f"Fashion-MNIST was found neither in {ENV_DIR} nor in {debian_dir} nor in "
-            f"{download_dir()}, and torchvision could not download it ({err}); install it with "
+            f"{torchvision_dir()}, and torchvision could not download it ({err}); install it with "
             "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, as root), or set "
             f"{ENV_DIR} to a folder holding the four *-ubyte.gz files."
         ) from err
@@ -146,8 +148,6 @@ def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generato
 
 
 def _write_folder(root: Path, images: np.ndarray, labels: np.ndarray, indices: np.ndarray):
-    from PIL import Image
-
     pad = (IMAGE_SIZE - images.shape[1]) // 2
     for c, name in enumerate(CLASSES):
         (root / f"{c}_{name}").mkdir(parents=True, exist_ok=True)

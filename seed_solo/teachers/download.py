@@ -1,52 +1,57 @@
-"""Getting a teacher's file: a cache, checksums, atomic downloads, one download per node.
+"""Getting a teacher's file: a download folder, checksums, atomic downloads, one per node.
 
-Downloads land in ``SEED_SOLO_CACHE`` (default ``~/.cache/seed_solo``): each goes to a temporary
-file beside its destination and is renamed into place only when complete (Content-Length
-reached) and verified (md5/sha256 prefix, where known), so a partial or corrupt file is never
-used. Each file's sha256 is recorded in the cache's ``manifest.json`` when it arrives (trust on
-first use: most publishers give no checksum) and checked at every later use, so a file changed
-or replaced in the cache is caught. ``SEED_SOLO_OFFLINE=1`` never touches the network.
+Downloads land in the download folder, ``SEED_SOLO_DOWNLOADS`` (``SEED_SOLO_CACHE``, its
+former name, still works; default ``~/.cache/seed_solo``). Each goes to a temporary file beside
+its destination and is renamed into place only when complete (Content-Length reached) and
+verified (md5/sha256 prefix, where known), so a partial or
+corrupt file is never used. Each file's sha256 is recorded in the folder's ``manifest.json``
+when it arrives (trust on first use: most publishers give no checksum) and checked at every
+later use, so a file changed or replaced in the folder is caught. ``SEED_SOLO_OFFLINE=1`` never
+touches the network.
 
-One download per cache folder, however many processes ask at once: whoever downloads holds an
-exclusive lock on the folder (``flock`` on its ``.lock`` file), and every other process waits on
-that lock, then checks the finished file under a shared lock, several at a time. This holds
+One download per folder, however many processes ask at once: whoever downloads holds the
+folder's lock (:func:`seed_solo.runs.locks.folder_lock`), and every other process waits for it,
+then finds the file done. A whole file is checked without the lock (it is only ever replaced by
+a rename, so a reader sees the old file or the new one), many processes at a time. This holds
 before any process group exists (torchrun and srun start every rank at once, and each builds its
 teacher before Lightning joins them), across the ranks of a node, and across nodes that share the
-cache on a file system whose ``flock`` reaches every node (a local disk, NFSv4; Lustre mounted
+folder on a file system whose ``flock`` reaches every node (a local disk, NFSv4; Lustre mounted
 with ``-o flock``). Inside a process group only the first process of each node (``LOCAL_RANK``
 0, else rank 0) fetches, and the others wait at a barrier.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import hashlib
 import json
 import os
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 from urllib.parse import urlparse
 
-from seed_solo.atomic import atomic_path, write_json
-from seed_solo.distributed import is_distributed
-from seed_solo.distributed import rank as global_rank
-from seed_solo.errors import UserError
+import torch.distributed as dist
+from tqdm import tqdm
+
+from seed_solo.core.distributed import is_distributed
+from seed_solo.core.distributed import rank as global_rank
+from seed_solo.core.errors import UserError
+from seed_solo.runs.atomic import atomic_path, write_json
+from seed_solo.runs.locks import folder_lock
 from seed_solo.teachers.zoo import ZooEntry
 
-ENV_CACHE = "SEED_SOLO_CACHE"
+ENV_DOWNLOADS = "SEED_SOLO_DOWNLOADS"
+ENV_DOWNLOADS_OLD = "SEED_SOLO_CACHE"  # the former name, still read
 ENV_OFFLINE = "SEED_SOLO_OFFLINE"
 CHUNK = 1 << 20
-LOCK = ".lock"
 
 
-def cache_dir(override: Union[str, Path] | None = None) -> Path:
-    """``override``, else ``SEED_SOLO_CACHE``, else ``~/.cache/seed_solo``."""
-    return Path(override or os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "seed_solo")
+def download_dir(override: Union[str, Path] | None = None) -> Path:
+    """The download folder: ``override``, else ``SEED_SOLO_DOWNLOADS`` (or its former name
+    ``SEED_SOLO_CACHE``), else ``~/.cache/seed_solo``."""
+    return Path(override or os.environ.get(ENV_DOWNLOADS) or os.environ.get(ENV_DOWNLOADS_OLD)
+                or Path.home() / ".cache" / "seed_solo")
 
 
 def offline() -> bool:
@@ -85,9 +90,13 @@ def verify(path: Path, checksum: str | None) -> str | None:
 
 
 def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) -> None:
-    """Fetch ``url`` into ``dest`` atomically: renamed into place only if complete and verified."""
-    from tqdm import tqdm
+    """Fetch ``url`` into ``dest`` atomically: renamed into place only if complete (as many
+    bytes as its Content-Length) and verified.
 
+    Not ``torch.hub.download_url_to_file``: it has no timeout, and it keeps a body cut short of
+    its Content-Length as if whole (``http.client`` returns the short read without an error;
+    test_truncated_transfer_is_never_used shows it).
+    """
     parsed = parse_checksum(checksum)
     h = hashlib.new(parsed[0]) if parsed else None
     sha256 = hashlib.sha256()
@@ -145,11 +154,11 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     """``dest``, downloaded from the first of ``urls`` that works unless already there and valid.
 
     A cached file that fails ``checksum`` is deleted and downloaded again. Processes asking at
-    once download it once per cache folder (a file lock: the others wait, then use the file);
+    once download it once per download folder (a file lock: the others wait, then use the file);
     inside a process group only the first process per node fetches, the others wait at a barrier.
 
     Raises:
-        DownloadError: offline mode and no cached file (says which url to fetch and where to put
+        DownloadError: offline mode and no downloaded file (says which url to fetch and where to put
             it), or every url failed (says why).
         ChecksumError: every url gave a file that failed the checksum.
     """
@@ -162,8 +171,6 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
         except BaseException as err:  # the other ranks must still pass the barrier
             error = err
     if distributed:
-        import torch.distributed as dist
-
         dist.barrier()
     if error is not None:
         raise error
@@ -175,40 +182,20 @@ def download(urls: List[str], dest: Path, checksum: str | None = None,
     return dest
 
 
-@contextlib.contextmanager
-def folder_lock(folder: Path, shared: bool = False) -> Iterator[None]:
-    """Hold ``folder``'s lock (its ``.lock`` file): exclusive, or ``shared`` with other readers.
-
-    A folder where the lock file cannot be made (a read-only cache) is used without a lock:
-    nobody can write there either.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        handle = open(folder / LOCK, "a")
-    except (PermissionError, OSError) as err:
-        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _whole(dest: Path, checksum: str | None) -> bool:
+    """``dest`` is there, passes ``checksum`` and still hashes to what was recorded."""
+    entry = recorded(dest) if dest.is_file() else None
+    return (entry is not None and verify(dest, checksum) is None
+            and file_digest(dest, "sha256") == entry["sha256"])
 
 
 def _ensure_locked(urls: List[str], dest: Path, checksum: str | None, timeout: float) -> None:
-    """:func:`_ensure` once per cache folder: a valid cached file is checked under a shared
-    lock (by many processes at once); anything else (a download, a repair) is done under the
-    exclusive lock, by the first process to take it, and the rest find the file done."""
-    if dest.is_file():
-        with folder_lock(dest.parent, shared=True):
-            entry = recorded(dest) if dest.is_file() else None
-            if (entry is not None and verify(dest, checksum) is None
-                    and file_digest(dest, "sha256") == entry["sha256"]):
-                return
-    elif offline():  # nothing cached and nothing to fetch: say so, make no folder
+    """:func:`_ensure` once per download folder: a whole file is checked without the lock;
+    anything else (a download, a repair) is done under the folder's lock, by the first process
+    to take it, and the rest find the file done."""
+    if _whole(dest, checksum):
+        return
+    if not dest.is_file() and offline():  # nothing there and nothing to fetch: make no folder
         _ensure(urls, dest, checksum, timeout)
     with folder_lock(dest.parent):
         _ensure(urls, dest, checksum, timeout)
@@ -243,9 +230,7 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
         try:
             _download_one(url, dest, checksum, timeout)
             return
-        except ChecksumError as err:
-            failures.append(err)
-        except (OSError, urllib.error.URLError) as err:
+        except (ChecksumError, OSError) as err:  # urllib's URLError and HTTPError are OSErrors
             failures.append(err)
     if all(isinstance(f, ChecksumError) for f in failures):
         raise failures[-1]
@@ -256,7 +241,7 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
     )
 
 
-# --- trust on first use: the cache's manifest of what each file hashed to when it arrived -------
+# --- trust on first use: the folder's manifest of what each file hashed to when it arrived ------
 
 MANIFEST = "manifest.json"
 
@@ -267,7 +252,7 @@ def _manifest(folder: Path) -> Dict[str, Dict[str, Any]]:
 
 
 def recorded(dest: Path) -> Dict[str, Any] | None:
-    """What ``dest`` hashed to when it entered the cache: {sha256, size, source, recorded}."""
+    """What ``dest`` hashed to when it entered the folder: {sha256, size, source, recorded}."""
     return _manifest(dest.parent).get(dest.name)
 
 
@@ -301,9 +286,10 @@ def _check_record(dest: Path) -> str | None:
 
 
 def _remove_stale_parts(dest: Path) -> None:
-    """Delete partial downloads of ``dest`` whose process is gone (a killed download)."""
-    for part in dest.parent.glob(f".{dest.name}.*.part"):
-        pid = part.name[len(dest.name) + 2: -len(".part")]
+    """Delete partial downloads of ``dest`` whose process is gone (a killed download): our
+    ``.<name>.<pid>.part`` and torch.hub's ``.<name>.<pid>.part.<hex>.partial`` inside it."""
+    for part in dest.parent.glob(f".{dest.name}.*.part*"):
+        pid = part.name[len(dest.name) + 2:].split(".")[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
             part.unlink(missing_ok=True)
 
@@ -318,19 +304,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def cached_path(entry: ZooEntry, cache: Union[str, Path] | None = None) -> Path:
-    return cache_dir(cache) / entry.filename
+def downloaded_path(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
+    """Where zoo ``entry``'s file is (or will be) in the download folder."""
+    return download_dir(folder) / entry.filename
 
 
-def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
+def fetch(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
     """The local file of zoo ``entry``, downloaded and verified on first use.
 
     Raises:
-        FileNotFoundError: a gated entry whose file is not in the cache (says where to get it
-            and where to put it).
+        FileNotFoundError: a gated entry whose file is not in the download folder (says where
+            to get it and where to put it).
     """
     if entry.gated:
-        path = cached_path(entry, cache_dir)
+        path = downloaded_path(entry, folder)
         if not path.is_file():
             raise FileNotFoundError(
                 f"{entry.name} is a gated download under the {entry.licence}: request it at "
@@ -343,15 +330,13 @@ def fetch(entry: ZooEntry, cache_dir: Union[str, Path] | None = None) -> Path:
                                 f"{entry.file or entry.name}; replace it with the file from "
                                 f"{entry.url}.")
         return path
-    return download(entry.urls(), cached_path(entry, cache_dir), entry.checksum)
+    return download(entry.urls(), downloaded_path(entry, folder), entry.checksum)
 
 
 def download_url(url: str, checksum: str | None = None,
-                 cache_dir: Union[str, Path] | None = None) -> Path:
-    """A plain url, cached as ``urls/<sha1 of url, 10 chars>-<file name>`` in the cache."""
+                 folder: Union[str, Path] | None = None) -> Path:
+    """A plain url, kept as ``urls/<sha1 of url, 10 chars>-<file name>`` in the download
+    folder."""
     name = Path(urlparse(url).path).name or "checkpoint.pth"
     key = hashlib.sha1(url.encode()).hexdigest()[:10]
-    return download([url], _cache(cache_dir) / "urls" / f"{key}-{name}", checksum)
-
-
-_cache = cache_dir  # the name, shadowed by the arguments above
+    return download([url], download_dir(folder) / "urls" / f"{key}-{name}", checksum)

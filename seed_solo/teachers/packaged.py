@@ -14,7 +14,7 @@ from typing import Callable, Dict, Tuple
 
 from torch import nn
 
-from seed_solo.names import unknown_name
+from seed_solo.core.unknown_names import unknown_name
 from seed_solo.nets.lite0 import efficientnet_lite0
 
 PREFIX = "package:"  # package:NAME, options are the builder's (block=...)

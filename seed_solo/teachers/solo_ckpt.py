@@ -21,9 +21,14 @@ from typing import Tuple, Union
 
 from torch import nn
 
-from seed_solo.rebuild import build_solo_backbone
-from seed_solo.runs import find_checkpoint, read_args
-from seed_solo.state_dict import load_exact, read_checkpoint, strip_prefix, unwrap_state_dict
+from seed_solo.runs.checkpoint_files import (
+    load_exact,
+    read_checkpoint,
+    strip_prefix,
+    unwrap_state_dict,
+)
+from seed_solo.runs.folders import find_checkpoint, read_args
+from seed_solo.students.solo_backbone import build_solo_backbone
 from seed_solo.teachers.heads import Embedder, mlp_from_state_dict, output_dim
 
 #: solo-learn methods whose projector uses GELU between layers (all others use ReLU)

@@ -1,24 +1,9 @@
-"""ViT (and DINOv3 ConvNeXt) teachers in Meta's published layouts, built with timm and converted
-by timm's own filters.
+"""ViT teachers in Meta's published layouts (DINOv2, DINOv3, DINO, MoCo v3), built with timm.
 
 Each layout is a pure state-dict conversion (timm's ``checkpoint_filter_fn`` for DINOv2 and
 DINOv3, a prefix rule for DINO and MoCo v3) onto a timm model whose size (width, depth, patch,
-registers) is read off the checkpoint; loading then checks every key and shape by name.
-
-============  =========================================================  ====================
-format        keys (``module.`` stripped)                                embedding -> d
-============  =========================================================  ====================
-dinov2        flat: ``cls_token``, ``pos_embed``, ``mask_token``,         CLS (384/768/1024/
-              ``register_tokens`` (reg4), ``blocks.N.ls1.gamma``,         1536), ``mean`` or
-              ``mlp.w12``/``w3`` (ViT-g)                                  ``cls+mean`` (2x)
-dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as dinov2 (384/768/
-              ``rope_embed.periods``, ``attn.qkv.bias_mask``              1024)
-dino-vit      flat timm-style ViT keys, no ``mask_token``                 CLS (384/768)
-mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
-              ``predictor.*`` dropped), ``base_encoder.head.{0..7}``      MLP -> 256
-convnext      DINOv3 ConvNeXt: ``downsample_layers.I.J``,                 normed global mean
-              ``stages.I.J.{dwconv,pwconv1,pwconv2,gamma}``, ``norm``     (768/768/1024/1536)
-============  =========================================================  ====================
+registers) is read off the checkpoint; :mod:`seed_solo.teachers.meta_layouts` names them,
+detects them and loads them with every key checked.
 
 The models run at any crop size that is a multiple of the patch: the position embedding stays
 at the checkpoint's grid (DINOv2: 37 x 37 patches of 14 px = 518 px) and is interpolated to
@@ -33,15 +18,15 @@ from __future__ import annotations
 import math
 import re
 import types
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Mapping, Set, Tuple
+from typing import Any, Mapping, Tuple
 
+import timm
 import torch
 import torch.nn.functional as F
+from timm.models import eva, vision_transformer
 from torch import Tensor, nn
 
-from seed_solo.state_dict import StateDict, load_exact
-from seed_solo.teachers.heads import mlp_from_state_dict, output_dim
+from seed_solo.runs.checkpoint_files import StateDict
 
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
@@ -115,8 +100,6 @@ def _grid(num_pos: int, fmt: str) -> int:
 
 
 def _create(name: str, **kwargs: Any) -> nn.Module:
-    import timm
-
     return timm.create_model(name, pretrained=False, num_classes=0, **kwargs).eval()
 
 
@@ -158,9 +141,7 @@ def _dinov2_pos_embed(self: nn.Module, x: Tensor) -> Tensor:
     return self.pos_drop(x)
 
 
-def _dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
+def dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     width = _width(sd, "cls_token", "dinov2")
     patch = int(sd["patch_embed.proj.weight"].shape[-1])
     grid = _grid(sd["pos_embed"].shape[1] - 1, "dinov2")
@@ -169,12 +150,10 @@ def _dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     model = _create(f"vit_{size}_patch14{reg}_dinov2", patch_size=patch, img_size=grid * patch,
                     depth=_depth(sd), dynamic_img_size=True)
     model._pos_embed = types.MethodType(_dinov2_pos_embed, model)
-    return model, checkpoint_filter_fn(dict(sd), model), {}
+    return model, vision_transformer.checkpoint_filter_fn(dict(sd), model), {}
 
 
-def _dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
-    from timm.models.eva import checkpoint_filter_fn
-
+def dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     width = _width(sd, "cls_token", "dinov3")
     size = _size(width, "dinov3")
     bias = sd.get("blocks.0.attn.qkv.bias")
@@ -182,22 +161,20 @@ def _dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     qkvb = "_qkvb" if bias is not None and bool(bias.abs().sum() > 0) else ""
     patch = int(sd["patch_embed.proj.weight"].shape[-1])
     model = _create(f"vit_{size}_patch16_dinov3{qkvb}", patch_size=patch, depth=_depth(sd))
-    return model, checkpoint_filter_fn(dict(sd), model), {}
+    return model, eva.checkpoint_filter_fn(dict(sd), model), {}
 
 
-def _dino_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
-    from timm.models.vision_transformer import checkpoint_filter_fn
-
+def dino_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     width = _width(sd, "cls_token", "dino-vit")
     patch = int(sd["patch_embed.proj.weight"].shape[-1])
     grid = _grid(sd["pos_embed"].shape[1] - 1, "dino-vit")
     size = _size(width, "dino-vit")
     model = _create(f"vit_{size}_patch16_224", patch_size=patch, img_size=grid * patch,
                     depth=_depth(sd), dynamic_img_size=True)
-    return model, checkpoint_filter_fn(dict(sd), model), {}
+    return model, vision_transformer.checkpoint_filter_fn(dict(sd), model), {}
 
 
-def _mocov3_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+def mocov3_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     enc = {k[len("base_encoder."):]: v for k, v in sd.items()
            if k.startswith("base_encoder.")}
     rest = {k: v for k, v in sd.items()
@@ -214,149 +191,3 @@ def _mocov3_vit(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     head = {k[len("head."):]: v for k, v in enc.items() if k.startswith("head.")}
     body.update(rest)  # keys outside the known prefixes: loading names them
     return model, body, head
-
-
-def _convnext(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
-    from timm.models.convnext import ConvNeXt, checkpoint_filter_fn
-
-    dims, depths = [], []
-    for i in range(4):
-        key = f"downsample_layers.{i}.{0 if i == 0 else 1}.weight"
-        if key not in sd:
-            raise ValueError(f"convnext checkpoint lacks {key!r}; check teacher_format (keys "
-                             f"start {', '.join(sorted(sd)[:4])}).")
-        dims.append(int(sd[key].shape[0]))
-        depths.append(1 + max((int(m.group(1)) for k in sd
-                               if (m := re.match(rf"stages\.{i}\.(\d+)\.", k))), default=-1))
-    # the class itself, not a registry name: solo-learn re-registers timm's convnext_* names
-    model = ConvNeXt(depths=tuple(depths), dims=tuple(dims), num_classes=0).eval()
-    out: StateDict = {}
-    for key, value in sd.items():  # one key at a time: a wrong shape stays, for load_exact
-        try:
-            out.update(checkpoint_filter_fn({key: value}, model))
-        except (RuntimeError, KeyError):  # timm's reshape to the model's shape failed
-            out[_convnext_name(key)] = value
-    return model, out, {}
-
-
-def _convnext_name(key: str) -> str:
-    """timm's name of a Meta ConvNeXt key (what timm's filter renames, without reshaping)."""
-    key = key.replace("downsample_layers.0.", "stem.")
-    key = re.sub(r"stages\.(\d+)\.(\d+)", r"stages.\1.blocks.\2", key)
-    key = re.sub(r"downsample_layers\.(\d+)\.(\d+)", r"stages.\1.downsample.\2", key)
-    key = key.replace("dwconv", "conv_dw").replace("pwconv", "mlp.fc")
-    return "head.norm." + key[len("norm."):] if key.startswith("norm.") else key
-
-
-class PooledEmbedder(nn.Module):
-    """(B, 3, H, W) -> a timm CNN with ``num_classes=0`` -> its pooled, normed (B, F) features
-    (DINOv3 ConvNeXt: the LayerNorm of the global average, the original's CLS output)."""
-
-    def __init__(self, backbone: nn.Module) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.head = nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.backbone(x)
-
-
-@dataclass(frozen=True)
-class VitFormat:
-    """A ViT checkpoint layout.
-
-    Attributes:
-        name: the ``teacher_format`` value.
-        build: state dict (``module.`` stripped) -> (timm model, its state dict, head state dict).
-        detect: True when a key set is of this layout.
-        prefix: the checkpoint's prefix of the backbone's keys, for messages.
-        embedding: the default embedding.
-        description: one line for messages.
-    """
-
-    name: str
-    build: Callable[[StateDict], Tuple[nn.Module, StateDict, StateDict]]
-    detect: Callable[[Set[str]], bool]
-    prefix: str
-    embedding: str
-    description: str
-
-
-VIT_FORMATS: Dict[str, VitFormat] = {
-    f.name: f
-    for f in (
-        VitFormat("mocov3-vit", _mocov3_vit, lambda k: "base_encoder.cls_token" in k,
-                  "base_encoder.", "cls", "MoCo v3 ViT: base_encoder + 3-layer BN head -> 256"),
-        VitFormat("dinov3", _dinov3, lambda k: "storage_tokens" in k, "", "cls",
-                  "DINOv3 ViT (storage_tokens, RoPE): backbone only"),
-        VitFormat("convnext", _convnext, lambda k: "downsample_layers.0.0.weight" in k, "",
-                  "pooled", "DINOv3 ConvNeXt (Meta's ConvNeXt keys): pooled, normed features"),
-        VitFormat("dinov2", _dinov2, lambda k: "mask_token" in k and "pos_embed" in k, "", "cls",
-                  "DINOv2 ViT (+ register_tokens): backbone only"),
-        VitFormat("dino-vit", _dino_vit,
-                  lambda k: "cls_token" in k and "pos_embed" in k and "mask_token" not in k,
-                  "", "cls", "DINO ViT (timm-style keys): backbone only"),
-    )
-}
-
-
-def detect_vit(keys: Set[str]) -> str | None:
-    """The name of the ViT layout of ``keys`` (``module.`` stripped), None when none fits."""
-    for fmt in VIT_FORMATS.values():
-        if fmt.detect(keys):
-            return fmt.name
-    return None
-
-
-def _source_key(fmt: VitFormat) -> Callable[[str], str]:
-    # timm's names back to Meta's, so messages name keys as the user's file spells them
-    renames = {"dinov2": [("reg_token", "register_tokens")],
-               "convnext": [("stem.", "downsample_layers.0."), ("conv_dw", "dwconv"),
-                            ("mlp.fc", "pwconv"), ("head.norm", "norm"),
-                            (".blocks.", ".")],
-               "dinov3": [("reg_token", "storage_tokens"), ("gamma_1", "ls1.gamma"),
-                          ("gamma_2", "ls2.gamma"), ("q_bias", "qkv.bias"),
-                          ("v_bias", "qkv.bias")]}.get(fmt.name, [])
-
-    def name(key: str) -> str:
-        for new, old in renames:
-            key = key.replace(new, old)
-        return fmt.prefix + key
-
-    return name
-
-
-def build_vit(sd: StateDict, fmt: str, name: str = "checkpoint",
-              embedding: str | None = None) -> Tuple[nn.Module, int, str]:
-    """(TokenEmbedder, d, description) of a ViT state dict ``sd`` in layout ``fmt``.
-
-    Raises:
-        ValueError: a missing, unexpected or wrong-shaped key, named as in the file.
-    """
-    layout = VIT_FORMATS[fmt]
-    embedding = embedding or layout.embedding
-    if layout.embedding == "pooled":
-        if embedding != "pooled":
-            raise ValueError(f"{fmt}: a CNN embeds its pooled features; drop "
-                             f"teacher_options.embedding={embedding!r}.")
-        model, body, _ = layout.build(sd)
-        load_exact(model, body, name, fmt, _source_key(layout))
-        dim = int(model.num_features)
-        return PooledEmbedder(model), dim, f"{fmt} ConvNeXt -> {dim}"
-    if embedding not in EMBEDDINGS:
-        raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
-                         f"{', '.join(EMBEDDINGS)}; pick one.")
-    model, body, head_sd = layout.build(sd)
-    load_exact(model, body, name, fmt, _source_key(layout))
-    head = None
-    if head_sd:
-        head = mlp_from_state_dict(head_sd, "relu", f"{name} head")
-        load_exact(head, head_sd, f"{name} head", fmt, lambda k: layout.prefix + "head." + k)
-    width = int(model.embed_dim)
-    feat = 2 * width if embedding == "cls+mean" else width
-    if head is not None and embedding != "cls":
-        raise ValueError(f"{fmt}: the projection head takes the CLS token; leave "
-                         "teacher_options.embedding unset or 'cls'.")
-    dim = output_dim(head, feat) if head is not None else feat
-    desc = f"{fmt} {type(model).__name__}-{width} x{len(model.blocks)} [{embedding}] -> {dim}"
-    return TokenEmbedder(model, embedding, head), dim, desc

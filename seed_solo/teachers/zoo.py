@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple, Union
 from urllib.parse import urlparse
 
 import yaml
 
-from seed_solo.names import unknown_name
+from seed_solo.core.unknown_names import unknown_name
 
 ENV_ZOO = "SEED_SOLO_ZOO"
 
@@ -104,8 +105,6 @@ def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
 
 def packaged_zoo_text() -> str:
     """The text of the registry that ships in the package."""
-    from importlib.resources import files
-
     return (files("seed_solo.teachers") / "zoo.yaml").read_text()
 
 

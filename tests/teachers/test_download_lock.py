@@ -1,6 +1,6 @@
-"""Processes that ask for the same teacher at once download it once per cache folder.
+"""Processes that ask for the same teacher at once download it once per download folder.
 
-Four processes (two "nodes" of two, LOCAL_RANK 0 and 1 each) share one cache folder and fetch a
+Four processes (two "nodes" of two, LOCAL_RANK 0 and 1 each) share one download folder and fetch a
 zoo entry at the same moment, with no process group (as torchrun and srun start them); the
 server pauses halfway through the file. One request reaches it, and every process gets the
 whole file.
@@ -12,9 +12,11 @@ import hashlib
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import pytest
+
+from tests.support.commands import REPO
+
 FETCH = """
 import hashlib, sys
 from seed_solo.teachers import download, zoo
@@ -23,12 +25,13 @@ print(hashlib.sha256(download.fetch(entry).read_bytes()).hexdigest())
 """
 
 
-def test_four_processes_one_cache_folder_one_download(server, tmp_path):
+@pytest.mark.slow
+def test_four_processes_one_download_folder_one_download(server, tmp_path):
     blob = os.urandom(1 << 20)
     server.files["t.pth"] = blob
     server.pause["t.pth"] = 1.0
     cache = tmp_path / "cache"
-    env = {**os.environ, "SEED_SOLO_CACHE": str(cache), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "SEED_SOLO_DOWNLOADS": str(cache), "PYTHONPATH": str(REPO)}
     env.pop("SEED_SOLO_OFFLINE", None)
     procs = [subprocess.Popen([sys.executable, "-c", FETCH, f"{server.url}/t.pth"],
                               env={**env, "LOCAL_RANK": str(i % 2)}, stdout=subprocess.PIPE,

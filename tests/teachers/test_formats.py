@@ -3,7 +3,6 @@ and errors that name the keys that do not fit."""
 
 from __future__ import annotations
 
-import layouts  # noqa: E402  (tests/teachers on sys.path via conftest)
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from seed_solo.nets.resnet import ARCHS, ResNet, spec_from_state_dict
 from seed_solo.teachers import build_teacher, load_teacher
 from seed_solo.teachers.formats import FORMATS, detect_format
+from tests.support import teacher_files as layouts
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
@@ -72,7 +72,7 @@ def test_layout_embeddings_equal_reference(saved, x, layout, fmt, detected, dim)
 @pytest.mark.parametrize("layout,detected",
                          [(c[0], c[2]) for c in CASES] + [("simclr", "backbone")])
 def test_auto_detection(saved, layout, detected):
-    from seed_solo.state_dict import read_checkpoint, unwrap_state_dict
+    from seed_solo.runs.checkpoint_files import read_checkpoint, unwrap_state_dict
 
     assert detect_format(unwrap_state_dict(read_checkpoint(saved[layout][1]))) == detected
 

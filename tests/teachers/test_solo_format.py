@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from seed_solo.state_dict import read_checkpoint
+from seed_solo.runs.checkpoint_files import read_checkpoint
 from seed_solo.teachers import FrozenTeacher, build_teacher, load_teacher
 
 solo = pytest.importorskip("solo", reason="solo-learn 1.0.6 is not installed: see README 'Install'")
 
-from solo_helpers import make_solo_checkpoint  # noqa: E402
+from tests.support.solo_checkpoints import make_solo_checkpoint  # noqa: E402
 
 
 @pytest.fixture(scope="module")

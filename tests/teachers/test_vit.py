@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-import vit_layouts as L  # noqa: E402  (tests/teachers on sys.path via conftest)
 
 from seed_solo.teachers import load_teacher
 from seed_solo.teachers.formats import detect_format
+from tests.support import vit_files as L
 
 TOL = dict(rtol=1e-5, atol=1e-5)
 

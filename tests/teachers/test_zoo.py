@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from pathlib import Path
 
-import layouts  # noqa: E402
 import pytest
 import torch
 
 from seed_solo.nets.resnet import ARCHS
 from seed_solo.teachers import download, load_teacher, zoo
 from seed_solo.teachers.formats import FORMATS
+from tests.support import teacher_files as layouts
+from tests.support.teacher_files import write_zoo
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEED_SOLO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("SEED_SOLO_DOWNLOADS", str(tmp_path / "cache"))
     monkeypatch.delenv("SEED_SOLO_OFFLINE", raising=False)
     monkeypatch.delenv("SEED_SOLO_ZOO", raising=False)
     return tmp_path
@@ -30,15 +30,6 @@ def moco_bytes(tmp_path_factory):
     path = tmp_path_factory.mktemp("moco") / "moco.pth.tar"
     torch.save(layouts.moco_checkpoint(enc), path)
     return enc, path.read_bytes()
-
-
-def write_zoo(path: Path, url: str, checksum: str | None = None, name: str = "my-moco") -> Path:
-    lines = [f"{name}:", "  method: MoCo v2", "  arch: resnet50", "  format: moco",
-             "  embed_dim: 16", f"  url: {url}", "  top1: 1.5", "  licence: MIT"]
-    if checksum:
-        lines.append(f"  checksum: {checksum}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_packaged_registry_has_the_paper_teachers():
@@ -159,7 +150,7 @@ def test_plain_url_source(server, env, moco_bytes):
 
 
 def test_vit_teachers_are_listed_with_their_facts():
-    from seed_solo.teachers.vit import VIT_FORMATS
+    from seed_solo.teachers.meta_layouts import META_FORMATS
 
     reg = zoo.registry()
     dims = {"dinov2-vits14": 384, "dinov2-vitb14": 768, "dinov2-vitl14": 1024,
@@ -169,7 +160,7 @@ def test_vit_teachers_are_listed_with_their_facts():
             "dinov3-vitl16": 1024, "dinov3-convnext-tiny": 768, "dinov3-convnext-large": 1536}
     for name, dim in dims.items():
         e = reg[name]
-        assert e.format in VIT_FORMATS and e.embed_dim == dim and e.licence
+        assert e.format in META_FORMATS and e.embed_dim == dim and e.licence
     assert reg["dinov2-vits14"].url.endswith("/dinov2_vits14/dinov2_vits14_pretrain.pth")
     assert reg["dinov2-vitb14-reg4"].url.endswith("dinov2_vitb14_reg4_pretrain.pth")
     assert reg["dinov2-vits14"].top1 == 81.1 and reg["dinov2-vitg14"].top1 == 86.5
@@ -245,3 +236,12 @@ def test_a_zoo_file_of_another_embedding_size_is_refused_by_name(server, env, mo
     zoo_file.write_text(text)
     with pytest.raises(ValueError, match="claims-128.*gives d = 16.*zoo entry says 128"):
         load_teacher("claims-128", zoo_file=str(zoo_file))
+
+
+def test_the_download_folder_follows_its_variable_and_its_former_name(monkeypatch, tmp_path):
+    monkeypatch.delenv("SEED_SOLO_DOWNLOADS", raising=False)
+    monkeypatch.setenv("SEED_SOLO_CACHE", str(tmp_path / "old"))  # its former name
+    assert download.download_dir() == tmp_path / "old"
+    monkeypatch.setenv("SEED_SOLO_DOWNLOADS", str(tmp_path / "new"))
+    assert download.download_dir() == tmp_path / "new"
+    assert download.download_dir(tmp_path / "given") == tmp_path / "given"

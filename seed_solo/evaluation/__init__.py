@@ -1,0 +1,6 @@
+"""Evaluating a trained student (or a teacher): the pieces behind the evaluation commands.
+
+- :mod:`features`: a model's features of every image of a loader.
+- :mod:`knn`: solo-learn's weighted kNN classifier on those features.
+- :mod:`linear`: the linear classifier on a frozen backbone (solo-learn's ``LinearModel``).
+"""

@@ -1,0 +1,1 @@
+"""solo-learn methods, thin adapters over the core (``seed.SEED``)."""

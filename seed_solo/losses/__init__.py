@@ -1,5 +1,0 @@
-"""Objectives, pure torch."""
-
-from seed_solo.losses.seed import seed_logits, seed_loss, seed_loss_reference
-
-__all__ = ["seed_logits", "seed_loss", "seed_loss_reference"]

@@ -1,0 +1,140 @@
+"""Meta's published teacher layouts built with timm: the DINOv2, DINOv3, DINO and MoCo v3 ViTs
+(:mod:`seed_solo.teachers.vit`) and DINOv3's ConvNeXts (:mod:`seed_solo.teachers.convnext`).
+
+============  =========================================================  ====================
+format        keys (``module.`` stripped)                                embedding -> d
+============  =========================================================  ====================
+dinov2        flat: ``cls_token``, ``pos_embed``, ``mask_token``,         CLS (384/768/1024/
+              ``register_tokens`` (reg4), ``blocks.N.ls1.gamma``,         1536), ``mean`` or
+              ``mlp.w12``/``w3`` (ViT-g)                                  ``cls+mean`` (2x)
+dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as dinov2 (384/768/
+              ``rope_embed.periods``, ``attn.qkv.bias_mask``              1024)
+dino-vit      flat timm-style ViT keys, no ``mask_token``                 CLS (384/768)
+mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
+              ``predictor.*`` dropped), ``base_encoder.head.{0..7}``      MLP -> 256
+convnext      DINOv3 ConvNeXt: ``downsample_layers.I.J``,                 normed global mean
+              ``stages.I.J.{dwconv,pwconv1,pwconv2,gamma}``, ``norm``     (768/768/1024/1536)
+============  =========================================================  ====================
+
+Loading checks every key and shape, named as the user's file spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Set, Tuple
+
+from torch import nn
+
+from seed_solo.runs.checkpoint_files import StateDict, load_exact
+from seed_solo.teachers.convnext import PooledEmbedder, convnext
+from seed_solo.teachers.heads import mlp_from_state_dict, output_dim
+from seed_solo.teachers.vit import (
+    EMBEDDINGS,
+    TokenEmbedder,
+    dino_vit,
+    dinov2,
+    dinov3,
+    mocov3_vit,
+)
+
+
+@dataclass(frozen=True)
+class MetaLayout:
+    """A checkpoint layout of Meta's, built with timm.
+
+    Attributes:
+        name: the ``teacher_format`` value.
+        build: state dict (``module.`` stripped) -> (timm model, its state dict, head state dict).
+        detect: True when a key set is of this layout.
+        prefix: the checkpoint's prefix of the backbone's keys, for messages.
+        embedding: the default embedding.
+        description: one line for messages.
+    """
+
+    name: str
+    build: Callable[[StateDict], Tuple[nn.Module, StateDict, StateDict]]
+    detect: Callable[[Set[str]], bool]
+    prefix: str
+    embedding: str
+    description: str
+
+
+META_FORMATS: Dict[str, MetaLayout] = {
+    f.name: f
+    for f in (
+        MetaLayout("mocov3-vit", mocov3_vit, lambda k: "base_encoder.cls_token" in k,
+                  "base_encoder.", "cls", "MoCo v3 ViT: base_encoder + 3-layer BN head -> 256"),
+        MetaLayout("dinov3", dinov3, lambda k: "storage_tokens" in k, "", "cls",
+                  "DINOv3 ViT (storage_tokens, RoPE): backbone only"),
+        MetaLayout("convnext", convnext, lambda k: "downsample_layers.0.0.weight" in k, "",
+                  "pooled", "DINOv3 ConvNeXt (Meta's ConvNeXt keys): pooled, normed features"),
+        MetaLayout("dinov2", dinov2, lambda k: "mask_token" in k and "pos_embed" in k, "", "cls",
+                  "DINOv2 ViT (+ register_tokens): backbone only"),
+        MetaLayout("dino-vit", dino_vit,
+                  lambda k: "cls_token" in k and "pos_embed" in k and "mask_token" not in k,
+                  "", "cls", "DINO ViT (timm-style keys): backbone only"),
+    )
+}
+
+
+def detect_meta_layout(keys: Set[str]) -> str | None:
+    """The name of the ViT layout of ``keys`` (``module.`` stripped), None when none fits."""
+    for fmt in META_FORMATS.values():
+        if fmt.detect(keys):
+            return fmt.name
+    return None
+
+
+def _source_key(fmt: MetaLayout) -> Callable[[str], str]:
+    # timm's names back to Meta's, so messages name keys as the user's file spells them
+    renames = {"dinov2": [("reg_token", "register_tokens")],
+               "convnext": [("stem.", "downsample_layers.0."), ("conv_dw", "dwconv"),
+                            ("mlp.fc", "pwconv"), ("head.norm", "norm"),
+                            (".blocks.", ".")],
+               "dinov3": [("reg_token", "storage_tokens"), ("gamma_1", "ls1.gamma"),
+                          ("gamma_2", "ls2.gamma"), ("q_bias", "qkv.bias"),
+                          ("v_bias", "qkv.bias")]}.get(fmt.name, [])
+
+    def name(key: str) -> str:
+        for new, old in renames:
+            key = key.replace(new, old)
+        return fmt.prefix + key
+
+    return name
+
+
+def build_meta_layout(sd: StateDict, fmt: str, name: str = "checkpoint",
+              embedding: str | None = None) -> Tuple[nn.Module, int, str]:
+    """(TokenEmbedder, d, description) of a ViT state dict ``sd`` in layout ``fmt``.
+
+    Raises:
+        ValueError: a missing, unexpected or wrong-shaped key, named as in the file.
+    """
+    layout = META_FORMATS[fmt]
+    embedding = embedding or layout.embedding
+    if layout.embedding == "pooled":
+        if embedding != "pooled":
+            raise ValueError(f"{fmt}: a CNN embeds its pooled features; drop "
+                             f"teacher_options.embedding={embedding!r}.")
+        model, body, _ = layout.build(sd)
+        load_exact(model, body, name, fmt, _source_key(layout))
+        dim = int(model.num_features)
+        return PooledEmbedder(model), dim, f"{fmt} ConvNeXt -> {dim}"
+    if embedding not in EMBEDDINGS:
+        raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
+                         f"{', '.join(EMBEDDINGS)}; pick one.")
+    model, body, head_sd = layout.build(sd)
+    load_exact(model, body, name, fmt, _source_key(layout))
+    head = None
+    if head_sd:
+        head = mlp_from_state_dict(head_sd, "relu", f"{name} head")
+        load_exact(head, head_sd, f"{name} head", fmt, lambda k: layout.prefix + "head." + k)
+    width = int(model.embed_dim)
+    feat = 2 * width if embedding == "cls+mean" else width
+    if head is not None and embedding != "cls":
+        raise ValueError(f"{fmt}: the projection head takes the CLS token; leave "
+                         "teacher_options.embedding unset or 'cls'.")
+    dim = output_dim(head, feat) if head is not None else feat
+    desc = f"{fmt} {type(model).__name__}-{width} x{len(model.blocks)} [{embedding}] -> {dim}"
+    return TokenEmbedder(model, embedding, head), dim, desc

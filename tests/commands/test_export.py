@@ -1,0 +1,125 @@
+"""``seed-solo export``: each export loads into a clean model (or onnxruntime) without seed-solo
+and gives the student's features."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.support.solo import needs_solo
+
+pytestmark = needs_solo
+
+
+def fake_run(tmp_path, name, kwargs=None, dataset="imagenet", epochs=(1, 3)):
+    """A run folder as solo-learn writes it, its backbone random; the last epoch is the one."""
+    from seed_solo.students.registry import create_student
+
+    folder = tmp_path / "seed" / "run1"
+    folder.mkdir(parents=True)
+    (folder / "args.json").write_text(json.dumps({
+        "method": "seed", "backbone": {"name": name, "kwargs": kwargs or {}},
+        "data": {"dataset": dataset}, "augmentations": [{"crop_size": 32}]}))
+    nets = {}
+    for ep in epochs:
+        torch.manual_seed(ep)
+        net = create_student(name, **(kwargs or {})).eval()
+        state = {"backbone." + k: v for k, v in net.state_dict().items()}
+        state["projector.0.weight"] = torch.zeros(4, 4)
+        torch.save({"state_dict": state, "epoch": ep}, folder / f"seed-run1-ep={ep}.ckpt")
+        nets[ep] = net
+    return folder, nets[max(epochs)]
+
+
+def in_clean_python(code):
+    """Run ``code`` in a fresh interpreter that cannot import seed_solo."""
+    guard = "import sys; sys.modules['seed_solo'] = None\n"
+    proc = subprocess.run([sys.executable, "-c", guard + code], capture_output=True, text=True,
+                          cwd="/", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+X = "torch.manual_seed(5); x = torch.randn(3, 3, 32, 32)\n"
+
+
+@pytest.mark.parametrize("name, builder", [
+    ("timm:convnext_atto", "import timm; m = timm.create_model('convnext_atto', "
+                           "pretrained=False, num_classes=0)"),
+    ("mobilenetv3_small_050", "import timm; m = timm.create_model('mobilenetv3_small_050', "
+                              "pretrained=False, num_classes=0)"),
+])
+def test_timm_export_loads_strictly_in_timm(tmp_path, name, builder):
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, name)
+    out = tmp_path / "student.pth"
+    assert main(["export", str(folder), "--to", "timm", str(out)]) == 0
+    got = in_clean_python(f"import torch\n{builder}\n"
+                          f"m.load_state_dict(torch.load({str(out)!r}), strict=True)\n"
+                          f"m.eval(); {X}torch.save(m(x), {str(tmp_path / 'y.pt')!r})")
+    assert got == ""
+    torch.manual_seed(5)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), net(x), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, attr", [("torchvision:mobilenet_v3_small", "classifier"),
+                                        ("resnet18", "fc")])
+def test_torchvision_export_loads_strictly_in_torchvision(tmp_path, name, attr):
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, name)
+    out = tmp_path / "student.pth"
+    assert main(["export", str(folder / "seed-run1-ep=3.ckpt"), "--to", "torchvision",
+                 str(out)]) == 0
+    arch = name.split(":")[-1]
+    in_clean_python(f"import torch, torchvision\n"
+                    f"m = torchvision.models.get_model({arch!r}, weights=None)\n"
+                    f"m.{attr} = torch.nn.Identity()\n"
+                    f"m.load_state_dict(torch.load({str(out)!r}), strict=True)\n"
+                    f"m.eval(); {X}torch.save(m(x), {str(tmp_path / 'y.pt')!r})")
+    torch.manual_seed(5)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.load(tmp_path / "y.pt"), net(x), rtol=0, atol=1e-6)
+
+
+def test_onnx_export_matches_pytorch_with_a_dynamic_batch(tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="the export extra (make setup installs it)")
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, "timm:mobilenetv4_conv_small")
+    out = tmp_path / "student.onnx"
+    assert main(["export", str(folder), "--to", "onnx", str(out)]) == 0
+    assert "max |diff|" in capsys.readouterr().out
+    in_clean_python(
+        "import numpy as np, onnx, onnxruntime as ort, torch\n"
+        f"model = onnx.load({str(out)!r}); assert model.opset_import[0].version == 17\n"
+        f"s = ort.InferenceSession({str(out)!r}, providers=['CPUExecutionProvider'])\n"
+        f"{X}y = s.run(None, {{'images': x.numpy()}})[0]\n"
+        "y5 = s.run(None, {'images': torch.randn(5, 3, 32, 32).numpy()})[0]\n"
+        "assert y5.shape[0] == 5\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, y)")
+    import numpy as np
+
+    torch.manual_seed(5)
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(x)
+    got = torch.from_numpy(np.load(tmp_path / "y.npy"))
+    assert float((got - expected).abs().max()) < 1e-4
+
+
+def test_export_refusals_say_what_to_do(tmp_path, capsys):
+    from seed_solo.cli import main
+
+    folder, _ = fake_run(tmp_path, "tiny_resnet10", epochs=(1,))
+    assert main(["export", str(folder), "--to", "timm", str(tmp_path / "o.pth")]) == 2
+    assert "is not a timm model; export it --to onnx" in capsys.readouterr().err
+    assert main(["export", str(folder), "--to", "torchvision", str(tmp_path / "o.pth")]) == 2
+    assert "is not a torchvision model; export it --to onnx" in capsys.readouterr().err
+    assert not (tmp_path / "o.pth").exists()
