@@ -16,8 +16,32 @@ T = TypeVar("T")
 
 
 class UserError(Exception):
-    """Base of the project's own expected failures that are not a ValueError or an OSError
-    (a download that could not happen, for one)."""
+    """Base of the project's own expected failures: what a user can fix, said in one sentence.
+
+    Raise one of the subclasses below (each is also the built-in error it stands for, so that
+    callers catching ``ValueError`` or ``FileNotFoundError`` still catch it).
+    """
+
+
+class ConfigError(UserError, ValueError):
+    """A setting, key, argument or value of the config or the command line that cannot work."""
+
+
+class DataError(UserError, ValueError):
+    """Data that cannot be used: images, data sets, label subsets, annotations, a cache."""
+
+
+class CheckpointError(UserError, ValueError):
+    """A checkpoint or weights file that cannot be used: unreadable, corrupt, keys that do not
+    fit the model."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A path that does not exist or is not the kind of file or folder asked for."""
+
+
+class MissingDependencyError(UserError, ImportError):
+    """An optional package a feature needs is not installed (the sentence says how to get it)."""
 
 
 EXPECTED = (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError, ImportError,
