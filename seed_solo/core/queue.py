@@ -62,6 +62,20 @@ class EmbeddingQueue(nn.Module):
         return self.embeddings[: self._filled]
 
     @torch.no_grad()
+    def preview(self, rows: Tensor) -> Tensor:
+        """The valid entries as they will be once ``rows`` (N, dim) are enqueued (oldest out
+        first, at most ``size``), without writing: the bank of an objective that enqueues
+        before it scores (LightlyTrain). Rows are normalised as :meth:`enqueue` writes them;
+        the order of the rows is not slot order (no objective depends on it)."""
+        rows = F.normalize(rows.detach().to(self.embeddings.dtype), dim=1)
+        if self._filled < self.size:
+            fifo = self.embeddings[: self._filled]
+        else:  # full: the oldest entry is at the write position
+            p = self.position
+            fifo = torch.cat([self.embeddings[p:], self.embeddings[:p]])
+        return torch.cat([fifo, rows])[-self.size:]
+
+    @torch.no_grad()
     def enqueue(self, rows: Tensor, gather: bool = True, capacity: int | None = None) -> None:
         """Append ``rows`` (N, dim), oldest out first; gathers from every rank when ``gather``.
 
