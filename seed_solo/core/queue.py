@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -164,3 +164,22 @@ class EmbeddingQueue(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args)
         self._ptr = int(self.ptr)
         self._filled = int(self.num_filled)
+
+
+def scoring_bank(queue: EmbeddingQueue, rows: Tensor, enqueue: str = "after",
+                 gather: bool = True) -> Tuple[Tensor, Tensor, bool]:
+    """The rows a queue objective scores this step's ``rows`` (N, dim) against, and what to
+    enqueue once the step is done: ``(bank, rows to enqueue, whether that enqueue gathers)``.
+
+    - ``enqueue="after"``: the queue as it was before this step (SEED, CompRess); then ``rows``
+      are enqueued, every process's when ``gather``.
+    - ``enqueue="before"``: the queue with this step's rows already in it (LightlyTrain): every
+      process's rows when ``gather`` (gathered here, once), only this process's otherwise.
+    """
+    if enqueue == "after":
+        return queue.get(), rows, gather
+    if enqueue != "before":
+        raise ValueError(f"enqueue must be 'after' or 'before', got {enqueue!r}.")
+    if gather:
+        rows = gather_rows(rows)
+    return queue.preview(rows), rows, False

@@ -19,10 +19,9 @@ from solo.utils.misc import omegaconf_select
 from torch import Tensor
 from torch.nn.modules.module import _IncompatibleKeys
 
-from seed_solo.core.distributed import gather_rows
 from seed_solo.core.errors import ConfigError
 from seed_solo.core.objectives.registry import ENQUEUE, HEADS, Objective, objective
-from seed_solo.core.queue import EmbeddingQueue
+from seed_solo.core.queue import EmbeddingQueue, scoring_bank
 from seed_solo.students.registry import unknown_student
 from seed_solo.teacher_cache.store import TeacherCache
 
@@ -148,21 +147,13 @@ class TeacherDistillation:
         return self.teacher_cache.lookup(keys[:, 0], keys[:, 1])
 
     def bank(self, queue: EmbeddingQueue, z_t: Tensor, capacity: int) -> Tensor:
-        """The rows this step's queue objective scores against, and the enqueue of ``z_t``
-        after the step (``method_kwargs.enqueue`` and ``queue_gather``):
-
-        - ``after``: the queue as it was before this step (SEED, CompRess); then ``z_t`` is
-          enqueued, every process's when ``queue_gather``.
-        - ``before``: the queue with this step's ``z_t`` already in it (LightlyTrain): every
-          process's rows when ``queue_gather``, only this process's otherwise.
-        """
+        """The rows this step's queue objective scores against (``method_kwargs.enqueue`` and
+        ``queue_gather``: :func:`seed_solo.core.queue.scoring_bank`); the enqueue of this
+        step's ``z_t`` waits for ``on_train_batch_end``."""
         kw = self.cfg.method_kwargs
-        if kw.enqueue == "after":
-            self._pending.append((queue, z_t, kw.queue_gather, capacity))
-            return queue.get()
-        rows = gather_rows(z_t) if kw.queue_gather else z_t
-        self._pending.append((queue, rows, False, None))
-        return queue.preview(rows)
+        bank, rows, gather = scoring_bank(queue, z_t, kw.enqueue, kw.queue_gather)
+        self._pending.append((queue, rows, gather, capacity if gather else None))
+        return bank
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # after the step: every loss of this step read the queue as it was before it
