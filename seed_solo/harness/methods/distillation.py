@@ -93,10 +93,10 @@ def _check_crops(cfg: omegaconf.DictConfig, obj: Objective, method: str) -> None
                           "method_kwargs.teacher_cache.")
     want = 1 if method == "seed" else 2
     if large != want or small:
-        raise ValueError(
-            "method_kwargs.teacher_cache replays one view per image, but the augmentations "
-            f"give {large} large and {small} small crops; use one augmentation with num_crops: "
-            f"{want} (small patches need the live teacher)."
+        raise ConfigError(
+            "method_kwargs.teacher_cache: a teacher cache replays one crop per image, but the "
+            f"augmentations give {large} large and {small} small crops; use one augmentation "
+            f"with num_crops: {want} (small patches need the live teacher)."
         )
 
 
@@ -193,7 +193,7 @@ def check_embed_dim(kwargs: omegaconf.DictConfig, embed_dim: int, source: str) -
     if kwargs.proj_output_dim is None:
         kwargs.proj_output_dim = embed_dim
     elif int(kwargs.proj_output_dim) != embed_dim:
-        raise ValueError(
+        raise ConfigError(
             f"method_kwargs.proj_output_dim={kwargs.proj_output_dim} but teacher "
             f"{source} embeds into {embed_dim} dimensions; set proj_output_dim="
             f"{embed_dim} or leave it unset."
