@@ -27,7 +27,7 @@ SEEDS = {"full": (0, 1, 2), "quick": (0, 1)}
 PLANS = {
     # ~50 minutes on 2 idle CPU cores: a third of the demo's images, 8 epochs instead of 12
     "full": Plan(Split(train=200, heldout=50, val=200, val_online=20), epochs=8,
-                 batch_size=128, linear_epochs=5, layer_bank_per_class=100, warmup_epochs=1),
+                 batch_size=128, linear_epochs=10, layer_bank_per_class=100, warmup_epochs=1),
     # the pipeline end to end on 200 images (a linear batch of 128 needs them), one epoch,
     # two seeds
     "quick": Plan(Split(train=20, heldout=5, val=10, val_online=5), epochs=1, batch_size=32,

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Sequence
 
 from seed_solo.demo.board_plan import ROW_NAMES
 from seed_solo.demo.plan import KNN, TEACHER
-from seed_solo.demo.report import write_table
+from seed_solo.runs.tables import write_table
 
 METRICS = ("knn", "linear")
 

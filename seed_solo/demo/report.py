@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from seed_solo.demo.plan import KNN, MODELS, TEACHER, label
-
-
-def write_table(csv_path: Path, header: List[str], rows: List[List[str]]) -> str:
-    """Write ``rows`` under ``header`` as CSV at ``csv_path``; return them as a Markdown table."""
-    with open(csv_path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(r) + " |" for r in rows])
+from seed_solo.runs.tables import write_table
 
 
 def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> str:

@@ -19,9 +19,10 @@ SMALL = [*CPU, "backbone.name=tiny_resnet10", "+backbone.kwargs.width=4", "max_e
          f"method_kwargs.teacher_format={TEACHER_FORMAT}"]
 #: every view the whole 32 px image and one teacher setting (a timm teacher has no head to
 #: drop), so that one cache serves every objective's config
-FIXED = ["++method_kwargs.teacher_options.head=none", "augmentations=mocov2", "augmentations.0.rrc.crop_min_scale=1.0",
-         "augmentations.0.color_jitter.prob=0.0", "augmentations.0.grayscale.prob=0.0",
-         "augmentations.0.gaussian_blur.prob=0.0", "augmentations.0.horizontal_flip.prob=0.0"]
+FIXED = ["++method_kwargs.teacher_options.head=none", "augmentations=mocov2",
+         "augmentations.0.rrc.crop_min_scale=1.0", "augmentations.0.color_jitter.prob=0.0",
+         "augmentations.0.grayscale.prob=0.0", "augmentations.0.gaussian_blur.prob=0.0",
+         "augmentations.0.horizontal_flip.prob=0.0"]
 #: the state each objective's student checkpoint holds besides backbone and probe
 STATE = {
     "l2": {"projector"},
