@@ -13,8 +13,7 @@ from seed_solo import distill as distill_command
 from seed_solo.demo import evaluation, training
 from seed_solo.demo.board_plan import PLANS, QUEUE, Row
 from seed_solo.demo.board_report import report
-from seed_solo.demo.data import prepare
-from seed_solo.demo.layer import select_layer
+from seed_solo.demo.pipeline import data_and_layer
 from seed_solo.demo.plan import DISTILL_CONFIGS, Plan
 from seed_solo.demo.stages import Stages, show
 from seed_solo.harness.config import compose_config
@@ -52,12 +51,7 @@ def run_board(out: Path, mode: str, rows: Sequence[Row], seeds: Sequence[int]
     plan, queue = PLANS[mode], QUEUE[mode]
     (out / "results").mkdir(parents=True, exist_ok=True)
     stages = Stages(out, total=2 + 3 * len(rows) * len(seeds) + 3)
-    paths = {k: Path(v) for k, v in stages.run(
-        "data", "Fashion-MNIST image folders",
-        lambda: {k: str(v) for k, v in prepare(out / "data", plan.split).items()}).items()
-        if k not in ("wall_s", "cpu_s")}
-    layer = stages.run("layer", "teacher layer on held-out training images",
-                       lambda: select_layer(paths, plan))
+    paths, layer = data_and_layer(stages, out, plan)
     block = layer["block"]
     results: Dict[str, Dict[str, List[float]]] = {r.name: {} for r in rows}
     for seed in seeds:

@@ -42,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m seed_solo.demo.leaderboard",
                                 description="Every objective and SSL alone, Fashion-MNIST, CPU.")
     p.add_argument("--quick", action="store_true",
-                   help="100 images, one epoch, two seeds: checks the pipeline in ~2 min")
+                   help="200 images, one epoch, two seeds: checks the pipeline in ~1-2 min")
     p.add_argument("--out", type=Path, default=None,
                    help="output folder (default demo_runs/leaderboard or demo_runs/"
                    "leaderboard-quick, in the current folder)")
