@@ -75,13 +75,19 @@ class TokenEmbedder(nn.Module):
     def patch_map(self, tokens: Tensor, size: Tuple[int, int]) -> Tensor:
         """(B, prefix + N, D) tokens of a (H, W) px input -> (B, D, H/p, W/p): the normed patch
         tokens on their grid, CLS and registers left out."""
-        patch = self.backbone.patch_embed.patch_size
-        grid = (size[0] // patch[0], size[1] // patch[1])
-        patches = tokens[:, self.backbone.num_prefix_tokens:]
-        return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
+        return patch_map(self.backbone, tokens, size)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.embed(self.tokens(x))
+
+
+def patch_map(vit: nn.Module, tokens: Tensor, size: Tuple[int, int]) -> Tensor:
+    """A timm ViT's (B, prefix + N, D) tokens of a (H, W) px input -> (B, D, H/p, W/p), the
+    patch tokens on their grid (CLS and registers left out)."""
+    patch = vit.patch_embed.patch_size
+    grid = (size[0] // patch[0], size[1] // patch[1])
+    patches = tokens[:, vit.num_prefix_tokens:]
+    return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
 
 
 def _depth(sd: Mapping[str, Any], prefix: str = "") -> int:

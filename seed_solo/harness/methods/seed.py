@@ -139,6 +139,8 @@ class SEED(TeacherDistillation, BaseMethod):
         if self.local_projector is None:
             out = super().forward(X)
         else:  # the map and the pooled features from one pass of the backbone
+            if not self.no_channel_last:  # as BaseMethod.forward
+                X = X.to(memory_format=torch.channels_last)
             maps, feats = feature_map(self.backbone, X)
             out = {"logits": self.classifier(feats.detach()), "feats": feats, "map": maps}
         if self.projector is not None:
