@@ -157,3 +157,27 @@ def test_bad_objective_settings_are_config_errors(tiny_data, config, override, m
 def test_a_dense_objective_needs_a_teacher_with_a_feature_map(tiny_data):
     with pytest.raises(ConfigError, match="has none seed-solo can read; use a ViT"):
         build(tiny_data, "dense", teacher="torchvision:mobilenet_v3_small")
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5])
+def test_seed_mocov2_is_seeds_loss_plus_weighted_solo_mocov2plus(tiny_data, weight):
+    import copy
+
+    from solo.methods.mocov2plus import MoCoV2Plus
+
+    from seed_solo.core.objectives import seed_loss
+
+    model = build(tiny_data, "seed-mocov2", f"method_kwargs.ssl_weight={weight}")
+    g = torch.Generator().manual_seed(3)
+    views = [torch.randn(8, 3, 32, 32, generator=g) for _ in range(2)]
+    x = [torch.arange(8), views, torch.randint(0, 5, (8,), generator=g)]
+    moco = copy.deepcopy(model)  # solo-learn's own MoCo v2+ step on the same state
+    with torch.no_grad():
+        loss = model.training_step(x, 0)
+        moco_total = MoCoV2Plus.training_step(moco, x, 0)  # nce + the probe's loss
+        feats = [model.backbone(v) for v in views]
+        probe = sum(F.cross_entropy(model.classifier(f), x[2]) for f in feats) / 2
+        z_s = F.normalize(model.seed_projector(feats[0]), dim=1)
+        seed = seed_loss(z_s, model.teacher(views[0]), torch.empty(0, 512), 0.01, 0.2)
+    torch.testing.assert_close(loss, seed + weight * (moco_total - probe) + probe,
+                               rtol=1e-5, atol=1e-6)
