@@ -32,7 +32,7 @@ LAYERS: List[Set[str]] = [
     {"seed_solo.distill", "seed_solo.linear", "seed_solo.knn", "seed_solo.cache",
      "seed_solo.export"},
     # the commands that drive other commands
-    {"seed_solo.cli", "seed_solo.demo"},
+    {"seed_solo.cli", "seed_solo.demo", "seed_solo.sweep"},
 ]
 #: folders whose code must run without solo-learn (one optional, guarded import excepted)
 SOLO_FREE = ["seed_solo.core", "seed_solo.runs", "seed_solo.nets", "seed_solo.students",

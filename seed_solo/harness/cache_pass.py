@@ -30,10 +30,13 @@ import torch.distributed as dist
 import torchvision
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig, OmegaConf
+from solo.methods import METHODS
 from torch.utils.data import DataLoader
 
 from seed_solo.core.distributed import is_distributed, rank, world_size
-from seed_solo.harness.methods.seed import SEED, teacher_from_cfg
+from seed_solo.core.errors import ConfigError
+from seed_solo.core.objectives.registry import DISTILL_METHODS, objective
+from seed_solo.harness.methods.distillation import teacher_from_cfg
 from seed_solo.harness.pretrain import parse_pretrain
 from seed_solo.runs.atomic import write_json
 from seed_solo.runs.identity import differences
@@ -166,12 +169,16 @@ def prepare_pass(cfg: DictConfig) -> Pass:
     parses it, its images, views and teacher, and the metadata its cache will carry."""
     OmegaConf.set_struct(cfg, False)
     s = settings(cfg)
-    if cfg.get("method") != "seed":
-        raise ValueError(f"method={cfg.get('method')!r}: a teacher cache is for method=seed.")
+    if cfg.get("method") not in DISTILL_METHODS:
+        raise ConfigError(f"method={cfg.get('method')!r}: a teacher cache is for the "
+                          f"distillation methods ({', '.join(DISTILL_METHODS)}).")
     if cfg.get("method_kwargs", {}).get("teacher_cache"):
         del cfg.method_kwargs.teacher_cache  # the run's own key, harmless here
     cfg, _ = parse_pretrain(cfg, check=False)  # no lr here: any number of processes shards it
-    cfg = SEED.add_and_assert_specific_cfg(cfg)  # the run's defaults, as distill
+    cfg = METHODS[cfg.method].add_and_assert_specific_cfg(cfg)  # the run's defaults, as distill
+    if objective(cfg.method_kwargs.objective).dense:
+        raise ConfigError(f"objective {cfg.method_kwargs.objective!r} needs the teacher's feature "
+                          "maps, which a cache does not hold: train it with the live teacher.")
     images = training_images(cfg)
     meta = run_meta(cfg, images)
     seed_everything(cfg.seed, verbose=False)

@@ -14,6 +14,7 @@ from solo.args import pretrain as solo_pretrain
 from solo.methods import METHODS
 from solo.utils.misc import make_contiguous
 
+from seed_solo.core.objectives.registry import DISTILL_METHODS
 from seed_solo.harness.config import devices_for_parse, require_epochs
 from seed_solo.harness.registration import register
 
@@ -40,6 +41,8 @@ def parse_pretrain(cfg: DictConfig, check: bool = True) -> Tuple[DictConfig, Any
             f"{cfg.method} needs 2 large crops, the augmentations give "
             f"{cfg.data.num_large_crops}; set num_crops: 2 in the first augmentation."
         )
+    if cfg.method in DISTILL_METHODS:  # the objective's settings, checked before any data
+        cfg = METHODS[cfg.method].add_and_assert_specific_cfg(cfg)
     return cfg, devices
 
 

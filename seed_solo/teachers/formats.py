@@ -145,7 +145,8 @@ def detect_format(sd: Mapping[str, Any]) -> str:
 
 
 def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
-                          input_norm: str | None = None, embedding: str | None = None
+                          input_norm: str | None = None, embedding: str | None = None,
+                          head: str | None = None
                           ) -> Tuple[nn.Module, int, nn.Module | None, str]:
     """Build the teacher of a loaded checkpoint ``raw`` in layout ``fmt``.
 
@@ -155,6 +156,8 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         name: the file's name, for messages.
         input_norm: override the format's input normalisation (``imagenet`` or ``none``).
         embedding: ViT layouts only: ``cls`` (default), ``mean`` or ``cls+mean``.
+        head: ResNet layouts: ``none`` embeds with the pooled backbone features and leaves the
+            checkpoint's head out (SimReg's and CompRess's target); default: the head.
 
     Returns:
         (model, d, preprocess, description); ``model`` maps ImageNet-normalised images to (B, d).
@@ -174,6 +177,11 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
                          f"({', '.join(META_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
     layout = FORMATS[fmt]
     converted = layout.convert(sd)
+    if head not in (None, "projector", "none"):
+        raise ValueError(f"teacher_options.head must be 'none' (the pooled backbone features) or "
+                         f"left unset, got {head!r}.")
+    if head == "none":
+        converted = {k: v for k, v in converted.items() if not k.startswith("head.")}
     backbone_sd = {k[len("backbone."):]: v for k, v in converted.items()
                    if k.startswith("backbone.")}
     try:

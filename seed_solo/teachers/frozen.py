@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seed_solo.teachers.spatial import embed_and_map, has_maps
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -81,8 +83,22 @@ class FrozenTeacher(nn.Module):
     def extra_repr(self) -> str:
         return f"name={self.name!r}, embed_dim={self.embed_dim}, precision={self.precision!r}"
 
+    @property
+    def has_maps(self) -> bool:
+        """True when :meth:`forward_maps` can give this teacher's feature map."""
+        return has_maps(self.model)
+
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, d) L2-normalised float32 embeddings z_T, no graph."""
+        return self._run(images, self.model)[0]
+
+    def forward_maps(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, 3, H, W) images -> ((B, d) z_T as :meth:`forward` gives it, (B, C, h, w) float32
+        feature map: ViT patch tokens or a CNN's last map, :mod:`seed_solo.teachers.spatial`),
+        from one forward, no graph."""
+        return self._run(images, lambda x: embed_and_map(self.model, x))
+
+    def _run(self, images: Tensor, fn: Callable[[Tensor], Any]) -> Tuple[Tensor, ...]:
         device_type = images.device.type
         key = normalize_precision(self.precision, device_type)
         dtype = PRECISIONS[key]
@@ -93,12 +109,13 @@ class FrozenTeacher(nn.Module):
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device_type, dtype=dtype or torch.float32,
                                 enabled=dtype is not None):
-                z = self.model(images)
+                out = fn(images)
+            z, *rest = out if isinstance(out, tuple) else (out,)
             if z.ndim != 2 or z.shape[1] != self.embed_dim:
                 raise RuntimeError(
                     f"teacher {self.name!r} returned shape {tuple(z.shape)}, expected "
                     f"(B, {self.embed_dim}); check its format and head."
                 )
-            z = F.normalize(z.float(), dim=1)
+            found = (F.normalize(z.float(), dim=1), *(r.float() for r in rest))
         # an inference tensor cannot be saved for the student's backward; a clone can
-        return z.clone()
+        return tuple(t.clone() for t in found)

@@ -103,11 +103,13 @@ def build_teacher(source: str, format: str = "auto",
     input_norm = options.get("input_norm") or defaults.get("input_norm")
     embedding = options.get("embedding")
     built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm,
-                                  embedding=embedding)
+                                  embedding=embedding, head=options.get("head"))
     if "entry" in defaults:
         # cls+mean concatenates two D-wide vectors: the entry's d is the CLS token's
         scale = 2 if embedding == "cls+mean" else 1
-        _check_zoo_file(defaults["entry"], path, built[1] // scale, built[3])
+        # without its head the file embeds into the backbone's width: only the arch is checked
+        dim = defaults["entry"].embed_dim if options.get("head") == "none" else built[1] // scale
+        _check_zoo_file(defaults["entry"], path, dim, built[3])
     return built
 
 
@@ -138,7 +140,9 @@ def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any 
             ``mocov3-vit``, ``solo``, ``torchvision:NAME``, ``timm:NAME``.
         precision: the teacher's autocast precision (``32``, ``bf16``, ``16``, ``auto``).
         channels_last: run the teacher in channels_last memory format.
-        **options: ``head`` (solo: ``projector`` or ``none``), ``zoo_file`` (a user registry),
+        **options: ``head`` (``none``: the pooled backbone features, for solo-learn
+            checkpoints and ResNet layouts; solo's default ``projector``), ``zoo_file`` (a user
+            registry),
             ``download_dir`` (the download folder), ``checksum`` (``md5:...``/``sha256:...``
             prefix for a url),
             ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on),

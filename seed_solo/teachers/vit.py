@@ -51,7 +51,8 @@ class TokenEmbedder(nn.Module):
         self.head = head if head is not None else nn.Identity()
         self.embedding = embedding
 
-    def forward(self, x: Tensor) -> Tensor:
+    def tokens(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> the backbone's (B, prefix + N, D) tokens, final norm applied."""
         patch = self.backbone.patch_embed.patch_size
         if x.shape[-2] % patch[0] or x.shape[-1] % patch[1]:
             raise ValueError(
@@ -59,7 +60,10 @@ class TokenEmbedder(nn.Module):
                 f"{patch[0]} px patches; set the crop sizes to multiples of {patch[0]} "
                 f"(e.g. {patch[0] * 16} = 16 x {patch[0]})."
             )
-        tokens = self.backbone.forward_features(x)  # B x (prefix + N) x D, final norm applied
+        return self.backbone.forward_features(x)
+
+    def embed(self, tokens: Tensor) -> Tensor:
+        """(B, prefix + N, D) tokens -> the (B, d) embedding (CLS / patch mean / both, head)."""
         cls = tokens[:, 0]
         if self.embedding == "cls":
             z = cls
@@ -67,6 +71,23 @@ class TokenEmbedder(nn.Module):
             mean = tokens[:, self.backbone.num_prefix_tokens:].mean(dim=1)
             z = mean if self.embedding == "mean" else torch.cat([cls, mean], dim=1)
         return self.head(z)
+
+    def patch_map(self, tokens: Tensor, size: Tuple[int, int]) -> Tensor:
+        """(B, prefix + N, D) tokens of a (H, W) px input -> (B, D, H/p, W/p): the normed patch
+        tokens on their grid, CLS and registers left out."""
+        return patch_map(self.backbone, tokens, size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.embed(self.tokens(x))
+
+
+def patch_map(vit: nn.Module, tokens: Tensor, size: Tuple[int, int]) -> Tensor:
+    """A timm ViT's (B, prefix + N, D) tokens of a (H, W) px input -> (B, D, H/p, W/p), the
+    patch tokens on their grid (CLS and registers left out)."""
+    patch = vit.patch_embed.patch_size
+    grid = (size[0] // patch[0], size[1] // patch[1])
+    patches = tokens[:, vit.num_prefix_tokens:]
+    return patches.transpose(1, 2).reshape(patches.shape[0], patches.shape[2], *grid)
 
 
 def _depth(sd: Mapping[str, Any], prefix: str = "") -> int:

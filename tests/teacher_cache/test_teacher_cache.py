@@ -116,9 +116,9 @@ def test_a_cache_for_another_run_is_refused_naming_the_setting(
     from seed_solo.core.errors import EXPECTED
     from seed_solo.teacher_cache.views import cached_train_loader
 
-    cfg = parsed(tiny_data, teacher, override, f"+method_kwargs.teacher_cache={cache16}")
-    with pytest.raises(EXPECTED) as err:
-        cached_train_loader(cfg)
+    with pytest.raises(EXPECTED) as err:  # the crop count is refused by the parse already
+        cached_train_loader(parsed(tiny_data, teacher, override,
+                                   f"+method_kwargs.teacher_cache={cache16}"))
     assert message in str(err.value)
 
 
