@@ -28,7 +28,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from seed_solo.core.errors import exit_on_expected
+from seed_solo.core.errors import ConfigError, exit_on_expected
 from seed_solo.data.loaders import classification_loaders
 from seed_solo.evaluation.features import TeacherFeatures, extract_features, trained_model
 from seed_solo.evaluation.knn import knn_accuracy
@@ -45,7 +45,7 @@ def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Modu
     kwargs = {}
     for item in options:
         if "=" not in item:
-            raise ValueError(f"--teacher_option takes key=value, got {item!r}.")
+            raise ConfigError(f"--teacher_option takes key=value, got {item!r}.")
         key, value = item.split("=", 1)
         kwargs[key] = yaml.safe_load(value)
     return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))

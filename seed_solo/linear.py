@@ -15,6 +15,7 @@ import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.data.dali import check_device, classification_datamodule
 from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
@@ -32,7 +33,7 @@ def student_checkpoint(cfg: DictConfig) -> str:
     given = str(cfg.get("pretrained_feature_extractor") or "")
     ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from seed_solo.core.distributed import is_distributed, rank, world_size
+from seed_solo.core.errors import ConfigError, DataError
 from seed_solo.harness.methods.seed import SEED, teacher_from_cfg
 from seed_solo.harness.pretrain import parse_pretrain
 from seed_solo.runs.atomic import write_json
@@ -57,15 +58,15 @@ def settings(cfg: DictConfig) -> Dict[str, Any]:
     given = OmegaConf.to_container(cfg.get("cache") or {}, resolve=True)
     unknown = set(given) - set(DEFAULTS)
     if unknown:
-        raise ValueError(f"unknown cache settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+        raise ConfigError(f"unknown cache settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
     s = {**DEFAULTS, **given}
     if not s["path"]:
-        raise ValueError("+cache.path=PATH is not set: the folder the cache is written to.")
+        raise ConfigError("+cache.path=PATH is not set: the folder the cache is written to.")
     if not isinstance(s["views"], int) or s["views"] < 1:
-        raise ValueError(f"+cache.views={s['views']}: set the number of views per image, V >= 1 "
-                         "(8 is a good start: at most 8 epochs before a view repeats).")
+        raise ConfigError(f"+cache.views={s['views']}: set the number of views per image, V >= 1 "
+                          "(8 is a good start: at most 8 epochs before a view repeats).")
     if s["dtype"] not in DTYPES:
-        raise ValueError(f"cache.dtype={s['dtype']!r}; expected one of {DTYPES}.")
+        raise ConfigError(f"cache.dtype={s['dtype']!r}; expected one of {DTYPES}.")
     s["batch_size"] = int(s["batch_size"] or cfg.optimizer.batch_size)
     s["num_workers"] = int(cfg.data.num_workers if s["num_workers"] is None else s["num_workers"])
     return s
@@ -116,9 +117,9 @@ def _prepare(tmp: Path, meta: Dict[str, Any], shape: tuple, dtype: str) -> None:
         found = differences(json.loads((tmp / META).read_text()), meta, ignore=("versions",))
         if found:
             key, there, now = found[0]
-            raise ValueError(f"{tmp} holds an interrupted pass of another cache ({key}: "
-                             f"{there!r} there, {now!r} now); delete it, or rerun with the "
-                             "settings it was started with.")
+            raise DataError(f"{tmp} holds an interrupted pass of another cache ({key}: "
+                            f"{there!r} there, {now!r} now); delete it, or rerun with the "
+                            "settings it was started with.")
         return
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / DONE).mkdir(parents=True)
@@ -167,7 +168,7 @@ def prepare_pass(cfg: DictConfig) -> Pass:
     OmegaConf.set_struct(cfg, False)
     s = settings(cfg)
     if cfg.get("method") != "seed":
-        raise ValueError(f"method={cfg.get('method')!r}: a teacher cache is for method=seed.")
+        raise ConfigError(f"method={cfg.get('method')!r}: a teacher cache is for method=seed.")
     if cfg.get("method_kwargs", {}).get("teacher_cache"):
         del cfg.method_kwargs.teacher_cache  # the run's own key, harmless here
     cfg, _ = parse_pretrain(cfg, check=False)  # no lr here: any number of processes shards it
@@ -194,13 +195,13 @@ def finished(job: Pass) -> bool:
         done.check(job.meta)
         if (done.meta["views"], done.meta["dtype"]) != (job.settings["views"],
                                                         job.settings["dtype"]):
-            raise ValueError(f"{job.path} is a finished cache with {done.meta['views']} views "
-                             f"in {done.meta['dtype']}; delete it or choose another cache.path.")
+            raise ConfigError(f"{job.path} is a finished cache with {done.meta['views']} views "
+                              f"in {done.meta['dtype']}; delete it or choose another cache.path.")
         print(f"seed-solo cache: {job.path} is already complete; nothing to do.")
         return True
     if job.path.exists():
-        raise ValueError(f"cache.path={job.path} exists and is not a teacher cache; choose "
-                         "another path or delete it.")
+        raise ConfigError(f"cache.path={job.path} exists and is not a teacher cache; choose "
+                          "another path or delete it.")
     return False
 
 

@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from omegaconf import DictConfig, OmegaConf
 from solo.utils.checkpointer import Checkpointer
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.harness.schedule import ResumedSchedule
 from seed_solo.harness.trainer import MetricsHistory
 from seed_solo.runs.atomic import atomic_path, write_json
@@ -64,7 +65,7 @@ def check_explicit_resume(cfg: DictConfig, ckpt: Path) -> None:
         return
     difference = first_difference(theirs, run_identity(cfg))
     if difference is not None:
-        raise ValueError(
+        raise ConfigError(
             f"resume_from_checkpoint={ckpt} belongs to a different run ({difference}); "
             "resume with the same settings, or add +resume_force=True to continue anyway."
         )

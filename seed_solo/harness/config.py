@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from solo.args import linear as solo_linear
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.harness.backbones import register_students
 from seed_solo.harness.launch import check_launch
 
@@ -33,7 +34,8 @@ def require_epochs(cfg: DictConfig) -> None:
     """``max_epochs`` must be a whole number of at least 1 (0 would divide by zero later)."""
     epochs = cfg.get("max_epochs")
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
+        raise ConfigError(
+            f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
 
 
 def devices_for_parse(cfg: DictConfig, check: bool = True) -> Any:

@@ -14,6 +14,7 @@ from solo.args import pretrain as solo_pretrain
 from solo.methods import METHODS
 from solo.utils.misc import make_contiguous
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.harness.config import devices_for_parse, require_epochs
 from seed_solo.harness.registration import register
 
@@ -34,9 +35,9 @@ def parse_pretrain(cfg: DictConfig, check: bool = True) -> Tuple[DictConfig, Any
     devices = devices_for_parse(cfg, check)
     cfg = solo_pretrain.parse_cfg(cfg)
     if cfg.method not in METHODS:
-        raise ValueError(f"unknown method {cfg.method!r}; choose from {sorted(METHODS)}.")
+        raise ConfigError(f"unknown method {cfg.method!r}; choose from {sorted(METHODS)}.")
     if cfg.data.num_large_crops != 2 and cfg.method not in ANY_CROPS:
-        raise ValueError(
+        raise ConfigError(
             f"{cfg.method} needs 2 large crops, the augmentations give "
             f"{cfg.data.num_large_crops}; set num_crops: 2 in the first augmentation."
         )

@@ -15,6 +15,8 @@ from typing import Iterator, Optional, Union
 
 from filelock import FileLock, Timeout
 
+from seed_solo.core.errors import ConfigError
+
 LOCK = ".lock"
 
 
@@ -26,7 +28,8 @@ def folder_lock(folder: Union[str, Path], timeout: Optional[float] = None,
 
     Args:
         timeout: seconds to wait for another holder; None waits as long as it takes.
-        busy: with a ``timeout``, the sentence of the ``TimeoutError`` raised when it runs out.
+        busy: with a ``timeout``, the sentence of the :class:`ConfigError` raised when it runs
+            out (what holds the folder, and what to do).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,8 @@ def folder_lock(folder: Union[str, Path], timeout: Optional[float] = None,
     try:
         lock.acquire()
     except Timeout as err:
-        raise TimeoutError(busy or f"{folder} is locked by another process.") from err
+        raise ConfigError(busy or f"{folder} is locked by another process; wait for it to "
+                          "finish, or use another folder.") from err
     except OSError as err:
         if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise

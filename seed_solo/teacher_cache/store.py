@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seed_solo.core.errors import UserError
+from seed_solo.core.errors import DataError
 from seed_solo.runs.identity import Difference, as_json, differences, teacher_file
 
 FORMAT_VERSION = 1
@@ -96,10 +96,10 @@ class TeacherCache:
             hint = ("a pass into it was interrupted: rerun the same `python -m seed_solo.cache` "
                     "command to finish it" if partial_path(self.path).exists() else
                     "build it with `python -m seed_solo.cache` (docs/cache.md)")
-            raise UserError(f"no teacher cache at {self.path} (no {META}); {hint}.")
+            raise DataError(f"no teacher cache at {self.path} (no {META}); {hint}.")
         self.meta: Dict[str, Any] = json.loads(meta_file.read_text())
         if self.meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(
+            raise DataError(
                 f"teacher cache {self.path} has format_version {self.meta.get('format_version')!r}"
                 f", this seed-solo reads {FORMAT_VERSION}; rebuild it with `python -m "
                 "seed_solo.cache`."
@@ -107,7 +107,7 @@ class TeacherCache:
         self.views, self.dim, self.size = (int(self.meta[k]) for k in ("views", "dim", "size"))
         shape = self.array.shape
         if shape != (self.size, self.views, self.dim):
-            raise UserError(f"teacher cache {self.path}: {EMBEDDINGS} has shape {shape}, "
+            raise DataError(f"teacher cache {self.path}: {EMBEDDINGS} has shape {shape}, "
                             f"{META} says {(self.size, self.views, self.dim)}; rebuild it.")
 
     @property
@@ -133,11 +133,11 @@ class TeacherCache:
         return F.normalize(rows, dim=1)  # unit rows again after float16's rounding, as live
 
     def check(self, expected: Mapping[str, Any]) -> None:
-        """Raise :class:`UserError` naming the first field of :data:`CHECKED` on which this
+        """Raise :class:`DataError` naming the first field of :data:`CHECKED` on which this
         cache and ``expected`` (:func:`expected_meta` of the run) disagree."""
         found = differences(self.meta, expected, [f for f in CHECKED if f in expected])
         if found:
-            raise UserError(
+            raise DataError(
                 f"teacher cache {self.path} was made for another run: {_describe(found)}; "
                 "build a cache with `python -m seed_solo.cache` and the same config and "
                 "overrides as this run, or point method_kwargs.teacher_cache at that one."

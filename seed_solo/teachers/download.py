@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from seed_solo.core.distributed import is_distributed
 from seed_solo.core.distributed import rank as global_rank
-from seed_solo.core.errors import UserError
+from seed_solo.core.errors import CheckpointError, ConfigError, MissingFileError, UserError
 from seed_solo.runs.atomic import atomic_path, write_json
 from seed_solo.runs.locks import folder_lock
 from seed_solo.teachers.zoo import ZooEntry
@@ -75,7 +75,7 @@ def parse_checksum(checksum: str | None) -> Tuple[str, str] | None:
         algo, digest = ("sha256" if len(checksum) == 64 else "md5"), checksum
     algo = algo.lower()
     if algo not in ("md5", "sha256") or not digest:
-        raise ValueError(f"checksum {checksum!r} is not 'md5:<hex>' or 'sha256:<hex>'.")
+        raise ConfigError(f"checksum {checksum!r} is not 'md5:<hex>' or 'sha256:<hex>'.")
     return algo, digest.lower()
 
 
@@ -136,7 +136,7 @@ def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) ->
     record(dest, sha256.hexdigest(), source=url)
 
 
-class ChecksumError(ValueError):
+class ChecksumError(CheckpointError):
     """A file's hash does not start with the expected prefix."""
 
 
@@ -319,7 +319,7 @@ def fetch(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
     if entry.gated:
         path = downloaded_path(entry, folder)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{entry.name} is a gated download under the {entry.licence}: request it at "
                 f"{entry.url}, then save {entry.file or 'the file'} as {path} or pass its path "
                 "as the teacher."

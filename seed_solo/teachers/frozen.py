@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError
+
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
@@ -23,7 +25,7 @@ def normalize_precision(precision: Union[str, int, None], device_type: str = "cp
     if key == "auto":
         return "bf16" if device_type == "cuda" else "32"
     if key not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"teacher_precision must be one of 32, bf16, 16 or auto, got {precision!r}."
         )
     return key
@@ -95,7 +97,7 @@ class FrozenTeacher(nn.Module):
                                 enabled=dtype is not None):
                 z = self.model(images)
             if z.ndim != 2 or z.shape[1] != self.embed_dim:
-                raise RuntimeError(
+                raise CheckpointError(
                     f"teacher {self.name!r} returned shape {tuple(z.shape)}, expected "
                     f"(B, {self.embed_dim}); check its format and head."
                 )

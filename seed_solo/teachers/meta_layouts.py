@@ -26,6 +26,7 @@ from typing import Callable, Dict, Set, Tuple
 
 from torch import nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.runs.checkpoint_files import StateDict, load_exact
 from seed_solo.teachers.convnext import PooledEmbedder, convnext
 from seed_solo.teachers.heads import mlp_from_state_dict, output_dim
@@ -115,15 +116,15 @@ def build_meta_layout(sd: StateDict, fmt: str, name: str = "checkpoint",
     embedding = embedding or layout.embedding
     if layout.embedding == "pooled":
         if embedding != "pooled":
-            raise ValueError(f"{fmt}: a CNN embeds its pooled features; drop "
-                             f"teacher_options.embedding={embedding!r}.")
+            raise ConfigError(f"{fmt}: a CNN embeds its pooled features; drop "
+                              f"teacher_options.embedding={embedding!r}.")
         model, body, _ = layout.build(sd)
         load_exact(model, body, name, fmt, _source_key(layout))
         dim = int(model.num_features)
         return PooledEmbedder(model), dim, f"{fmt} ConvNeXt -> {dim}"
     if embedding not in EMBEDDINGS:
-        raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
-                         f"{', '.join(EMBEDDINGS)}; pick one.")
+        raise ConfigError(f"teacher_options.embedding={embedding!r} is not one of "
+                          f"{', '.join(EMBEDDINGS)}; pick one.")
     model, body, head_sd = layout.build(sd)
     load_exact(model, body, name, fmt, _source_key(layout))
     head = None
@@ -133,8 +134,8 @@ def build_meta_layout(sd: StateDict, fmt: str, name: str = "checkpoint",
     width = int(model.embed_dim)
     feat = 2 * width if embedding == "cls+mean" else width
     if head is not None and embedding != "cls":
-        raise ValueError(f"{fmt}: the projection head takes the CLS token; leave "
-                         "teacher_options.embedding unset or 'cls'.")
+        raise ConfigError(f"{fmt}: the projection head takes the CLS token; leave "
+                          "teacher_options.embedding unset or 'cls'.")
     dim = output_dim(head, feat) if head is not None else feat
     desc = f"{fmt} {type(model).__name__}-{width} x{len(model.blocks)} [{embedding}] -> {dim}"
     return TokenEmbedder(model, embedding, head), dim, desc

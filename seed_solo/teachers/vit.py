@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from timm.models import eva, vision_transformer
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.runs.checkpoint_files import StateDict
 
 EMBEDDINGS = ("cls", "mean", "cls+mean")
@@ -45,8 +46,8 @@ class TokenEmbedder(nn.Module):
                  head: nn.Module | None = None) -> None:
         super().__init__()
         if embedding not in EMBEDDINGS:
-            raise ValueError(f"teacher_options.embedding={embedding!r} is not one of "
-                             f"{', '.join(EMBEDDINGS)}; pick one.")
+            raise ConfigError(f"teacher_options.embedding={embedding!r} is not one of "
+                              f"{', '.join(EMBEDDINGS)}; pick one.")
         self.backbone = backbone
         self.head = head if head is not None else nn.Identity()
         self.embedding = embedding
@@ -54,7 +55,7 @@ class TokenEmbedder(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         patch = self.backbone.patch_embed.patch_size
         if x.shape[-2] % patch[0] or x.shape[-1] % patch[1]:
-            raise ValueError(
+            raise ConfigError(
                 f"crop {tuple(x.shape[-2:])} px is not a multiple of the ViT teacher's "
                 f"{patch[0]} px patches; set the crop sizes to multiples of {patch[0]} "
                 f"(e.g. {patch[0] * 16} = 16 x {patch[0]})."
@@ -73,29 +74,31 @@ def _depth(sd: Mapping[str, Any], prefix: str = "") -> int:
     found = {int(m.group(1)) for k in sd if (m := re.match(re.escape(prefix) + r"blocks\.(\d+)\.",
                                                                  k))}
     if not found:
-        raise ValueError(f"no '{prefix}blocks.N.*' keys: this is not a ViT checkpoint; pass "
-                         "the right teacher_format.")
+        raise CheckpointError(f"no '{prefix}blocks.N.*' keys: this is not a ViT checkpoint; pass "
+                              "the right teacher_format.")
     return max(found) + 1
 
 
 def _width(sd: Mapping[str, Any], key: str, fmt: str) -> int:
     if key not in sd:
-        raise ValueError(f"{fmt} checkpoint lacks {key!r}; check teacher_format (keys start "
-                         f"{', '.join(sorted(sd)[:4])}).")
+        raise CheckpointError(f"{fmt} checkpoint lacks {key!r}; check teacher_format (keys start "
+                              f"{', '.join(sorted(sd)[:4])}).")
     return int(sd[key].shape[-1])
 
 
 def _size(width: int, fmt: str) -> str:
     if width not in _SIZES:
-        raise ValueError(f"{fmt}: a width of {width} is none of the published sizes "
-                         f"{sorted(_SIZES)}; build the model yourself or pass a timm:NAME format.")
+        raise CheckpointError(
+            f"{fmt}: a width of {width} is none of the published sizes {sorted(_SIZES)}; build "
+            "the model yourself or pass a timm:NAME format.")
     return _SIZES[width]
 
 
 def _grid(num_pos: int, fmt: str) -> int:
     side = math.isqrt(num_pos)
     if side * side != num_pos:
-        raise ValueError(f"{fmt}: pos_embed holds {num_pos} patch positions, not a square grid.")
+        raise CheckpointError(
+            f"{fmt}: pos_embed holds {num_pos} patch positions, not a square grid.")
     return side
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import yaml
 
+from seed_solo.core.errors import ConfigError, MissingFileError
 from seed_solo.core.unknown_names import unknown_name
 
 ENV_ZOO = "SEED_SOLO_ZOO"
@@ -79,14 +80,14 @@ class Registry(Dict[str, ZooEntry]):
 
     def get_entry(self, name: str) -> ZooEntry:
         if name not in self:
-            raise KeyError(self.unknown(name))
+            raise ConfigError(self.unknown(name))
         return self[name]
 
 
 def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{origin}: expected a mapping of name -> fields, got "
-                         f"{type(data).__name__}.")
+        raise ConfigError(f"{origin}: expected a mapping of name -> fields, got "
+                          f"{type(data).__name__}.")
     known = {f.name for f in fields(ZooEntry)}
     out = {}
     for name, spec in data.items():
@@ -94,7 +95,7 @@ def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
         unknown = set(spec) - known
         required = {"url", "method", "arch", "format", "embed_dim"}
         if unknown or not required <= set(spec):
-            raise ValueError(
+            raise ConfigError(
                 f"{origin}: entry {name!r} has unknown fields {sorted(unknown)} or lacks "
                 f"{sorted(required - set(spec))}; expected fields {sorted(known - {'name'})}."
             )
@@ -115,7 +116,7 @@ def registry(zoo_file: Union[str, Path] | None = None) -> Registry:
     if user:
         path = Path(user).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"zoo file {str(path)!r} (from {'zoo_file' if zoo_file else ENV_ZOO}) does not "
                 "exist; point it at a YAML or JSON file of name -> {url, method, arch, format, "
                 "embed_dim, ...} entries."

@@ -8,6 +8,7 @@ import hashlib
 import pytest
 import torch
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.nets.resnet import ARCHS
 from seed_solo.teachers import download, load_teacher, zoo
 from seed_solo.teachers.formats import FORMATS
@@ -51,7 +52,7 @@ def test_packaged_registry_has_the_paper_teachers():
 
 
 def test_unknown_name_suggests_closest():
-    with pytest.raises(KeyError, match="Did you mean mocov2-r50-800ep"):
+    with pytest.raises(ConfigError, match="Did you mean mocov2-r50-800ep"):
         zoo.registry().get_entry("mocov2-r50-80ep")
     with pytest.raises(FileNotFoundError, match="Did you mean swav-r50w2-400ep"):
         load_teacher("swav-r50w2-40ep")

@@ -14,6 +14,7 @@ from torch import Tensor
 from torch.nn.modules.module import _IncompatibleKeys
 
 from seed_solo.core.distributed import ddp_ignore
+from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.core.objectives import seed_loss
 from seed_solo.core.queue import EmbeddingQueue
 from seed_solo.nets.projector import projection_head
@@ -65,7 +66,7 @@ class SEED(BaseMethod):
         if kwargs.proj_output_dim is None:
             kwargs.proj_output_dim = embed_dim
         elif int(kwargs.proj_output_dim) != embed_dim:
-            raise ValueError(
+            raise ConfigError(
                 f"method_kwargs.proj_output_dim={kwargs.proj_output_dim} but teacher "
                 f"{source} embeds into {embed_dim} dimensions; set proj_output_dim="
                 f"{embed_dim} or leave it unset."
@@ -86,11 +87,11 @@ class SEED(BaseMethod):
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
         cfg = super(SEED, SEED).add_and_assert_specific_cfg(cfg)
         if cfg.backbone.name not in BaseMethod._BACKBONES:
-            raise KeyError(unknown_student(str(cfg.backbone.name), BaseMethod._BACKBONES))
+            raise ConfigError(unknown_student(str(cfg.backbone.name), BaseMethod._BACKBONES))
         kw = "method_kwargs."
         teacher = omegaconf_select(cfg, kw + "teacher", None)
         if teacher in (None, ""):
-            raise ValueError(
+            raise ConfigError(
                 "method_kwargs.teacher is not set; give a zoo name (see `seed-solo zoo list`), "
                 "a checkpoint path or URL, or torchvision:NAME / timm:NAME."
             )
@@ -107,7 +108,7 @@ class SEED(BaseMethod):
         cfg.method_kwargs.teacher_cache = omegaconf_select(cfg, kw + "teacher_cache", None)
         if cfg.method_kwargs.teacher_cache and (
                 cfg.data.num_large_crops != 1 or cfg.data.num_small_crops):
-            raise ValueError(
+            raise ConfigError(
                 "method_kwargs.teacher_cache replays one view per image, but the augmentations "
                 f"give {cfg.data.num_large_crops} large and {cfg.data.num_small_crops} small "
                 "crops; use one augmentation with num_crops: 1 (small patches need the live "
@@ -117,14 +118,14 @@ class SEED(BaseMethod):
         batch = cfg.optimizer.batch_size
         per_step = batch * max(1, int(omegaconf_select(cfg, "data.num_large_crops", 1)))
         if cfg.method_kwargs.queue_size < per_step:
-            raise ValueError(
+            raise ConfigError(
                 f"method_kwargs.queue_size={cfg.method_kwargs.queue_size} is smaller than the "
                 f"{per_step} teacher embeddings one step enqueues per process (batch {batch}); "
                 "use a queue at least that large (the paper uses 65536)."
             )
         for name in ("tau_teacher", "tau_student"):
             if not cfg.method_kwargs[name] > 0:
-                raise ValueError(f"method_kwargs.{name} must be positive.")
+                raise ConfigError(f"method_kwargs.{name} must be positive.")
         return cfg
 
     @property
@@ -177,7 +178,7 @@ class SEED(BaseMethod):
         if keys.is_floating_point() and keys.shape == (len(crops[0]), self.teacher_cache.dim):
             return keys
         if not _is_view_keys(keys):
-            raise ValueError(
+            raise ConfigError(
                 "method_kwargs.teacher_cache needs batches of seed_solo.teacher_cache.views."
                 "ReplayedViews "
                 f"(first element (B, 2) image and view numbers), got shape {tuple(keys.shape)}; "
@@ -209,7 +210,7 @@ class SEED(BaseMethod):
         result = super().load_state_dict(student_state, strict=False, assign=assign)
         missing = [k for k in result.missing_keys if not k.startswith(TEACHER_PREFIX)]
         if strict and (missing or result.unexpected_keys):
-            raise RuntimeError(
+            raise CheckpointError(
                 f"SEED checkpoint does not fit this model: missing keys {missing}, unexpected "
                 f"keys {result.unexpected_keys}; resume with the same backbone, "
                 "proj_hidden_dim and queue_size."
