@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from seed_solo.core.distributed import is_distributed, rank, world_size
 from seed_solo.core.errors import ConfigError, DataError
+from seed_solo.harness.config_keys import refuse_unknown
 from seed_solo.harness.methods.seed import SEED, teacher_from_cfg
 from seed_solo.harness.pretrain import parse_pretrain
 from seed_solo.runs.atomic import write_json
@@ -56,9 +57,7 @@ DEFAULTS = {"path": None, "views": None, "dtype": "float16", "batch_size": None,
 def settings(cfg: DictConfig) -> Dict[str, Any]:
     """``cfg.cache`` with its defaults, checked."""
     given = OmegaConf.to_container(cfg.get("cache") or {}, resolve=True)
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise ConfigError(f"unknown cache settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    refuse_unknown("cache", list(given), DEFAULTS, " (docs/cache.md)")
     s = {**DEFAULTS, **given}
     if not s["path"]:
         raise ConfigError("+cache.path=PATH is not set: the folder the cache is written to.")

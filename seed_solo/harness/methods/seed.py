@@ -22,6 +22,15 @@ from seed_solo.students.registry import unknown_student
 from seed_solo.teacher_cache.store import TeacherCache
 
 TEACHER_PREFIX = "teacher."
+#: ``method_kwargs`` that must be given
+REQUIRED_KWARGS = ("teacher",)
+#: ``method_kwargs`` with their defaults: with :data:`REQUIRED_KWARGS`, every key SEED reads
+#: (any other is refused by name, :mod:`seed_solo.harness.config_keys`)
+DEFAULT_KWARGS: Dict[str, Any] = {
+    "teacher_format": "auto", "teacher_precision": "auto", "teacher_options": {},
+    "queue_size": 65536, "tau_teacher": 0.01, "tau_student": 0.2, "proj_hidden_dim": None,
+    "proj_output_dim": None, "teacher_cache": None,
+}
 
 
 class SEED(BaseMethod):
@@ -48,6 +57,11 @@ class SEED(BaseMethod):
     The teacher is neither trained nor saved: ``state_dict`` leaves it out, so checkpoints are
     student-sized and a resumed run reloads the teacher from ``method_kwargs.teacher``.
     """
+
+    @staticmethod
+    def known_kwargs(cfg: omegaconf.DictConfig) -> List[str]:
+        """Every ``method_kwargs`` key this method reads (the check of unknown keys)."""
+        return [*REQUIRED_KWARGS, *DEFAULT_KWARGS]
 
     def __init__(self, cfg: omegaconf.DictConfig):
         super().__init__(cfg)
@@ -95,17 +109,9 @@ class SEED(BaseMethod):
                 "method_kwargs.teacher is not set; give a zoo name (see `seed-solo zoo list`), "
                 "a checkpoint path or URL, or torchvision:NAME / timm:NAME."
             )
-        cfg.method_kwargs.teacher_format = omegaconf_select(cfg, kw + "teacher_format", "auto")
-        cfg.method_kwargs.teacher_precision = str(
-            omegaconf_select(cfg, kw + "teacher_precision", "auto")
-        )
-        cfg.method_kwargs.teacher_options = omegaconf_select(cfg, kw + "teacher_options", {})
-        cfg.method_kwargs.queue_size = omegaconf_select(cfg, kw + "queue_size", 65536)
-        cfg.method_kwargs.tau_teacher = omegaconf_select(cfg, kw + "tau_teacher", 0.01)
-        cfg.method_kwargs.tau_student = omegaconf_select(cfg, kw + "tau_student", 0.2)
-        cfg.method_kwargs.proj_hidden_dim = omegaconf_select(cfg, kw + "proj_hidden_dim", None)
-        cfg.method_kwargs.proj_output_dim = omegaconf_select(cfg, kw + "proj_output_dim", None)
-        cfg.method_kwargs.teacher_cache = omegaconf_select(cfg, kw + "teacher_cache", None)
+        for name, default in DEFAULT_KWARGS.items():
+            cfg.method_kwargs[name] = omegaconf_select(cfg, kw + name, default)
+        cfg.method_kwargs.teacher_precision = str(cfg.method_kwargs.teacher_precision)
         if cfg.method_kwargs.teacher_cache and (
                 cfg.data.num_large_crops != 1 or cfg.data.num_small_crops):
             raise ConfigError(
