@@ -14,10 +14,13 @@ from pathlib import Path
 from typing import Any, List
 
 import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies.ddp import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
+
+from seed_solo.core.errors import ConfigError
 
 
 class MetricsHistory(Callback):
@@ -76,4 +79,9 @@ def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
             else (strategy or "auto"),
         }
     )
-    return Trainer(**kwargs)
+    try:
+        return Trainer(**kwargs)
+    except MisconfigurationException as err:  # accelerator=gpu without one, devices=3 of 2...
+        text = " ".join(str(err).split())
+        raise ConfigError(f"Lightning refused the trainer settings (accelerator, devices, "
+                          f"strategy, precision...): {text}") from err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 from solo.methods import METHODS
 
 from seed_solo.core.errors import ConfigError
@@ -109,3 +110,12 @@ def test_solo_learns_bare_asserts_become_one_sentence():
                        r"\(solo/args/pretrain.py:\d+\)"):
         with config_errors():
             parse_pretrain(_cfg("data.dataset=imagenet-1k"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="accelerator=gpu works here")
+def test_lightnings_refusal_of_the_trainer_settings_is_one_sentence():
+    from seed_solo.harness.trainer import build_trainer
+
+    with pytest.raises(ConfigError, match=r"Lightning refused the trainer settings .*: No "
+                       r"supported gpu backend found"):
+        build_trainer(_cfg("accelerator=gpu"), [], 1)
