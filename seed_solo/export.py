@@ -89,8 +89,7 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = backbone(x)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # its folder is made by atomic_path, which names a place it cannot write
     if to == "onnx":
         diff = _export_onnx(backbone, x, out)
         how = ("onnxruntime.InferenceSession(PATH).run(None, {'images': x})[0]  "
@@ -108,7 +107,7 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     if diff > TOLERANCE:
         raise ValueError(f"a clean {to} {arch!r} loaded from the export differs from the student "
                          f"by {diff:.2e} > {TOLERANCE}; report this with the run's args.json.")
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "OUT") as tmp:
         torch.save(sd, tmp)
     return Exported(out, to, arch, kwargs, diff, how)
 
@@ -150,7 +149,7 @@ def _export_onnx(backbone: nn.Module, x: torch.Tensor, out: Path) -> float:
     except ImportError as err:
         raise MissingDependencyError("--to onnx needs onnx and onnxruntime: pip install "
                                      "'seed-solo[export]' (make setup installs them).") from err
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "OUT") as tmp:
         torch.onnx.export(backbone, (x[:1],), str(tmp), opset_version=ONNX_OPSET,
                           input_names=["images"], output_names=["features"],
                           dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},

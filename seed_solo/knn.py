@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> List[dict]:
                             "acc1": acc1, "acc5": acc5})
             print(f"{feat_type} k={k} {distance} T={T}: acc@1={acc1:.2f} acc@5={acc5:.2f}")
     write_json(args.output_json and str(args.output_json),
-               {"checkpoint": source, "method": cfg.method, "results": results})
+               {"checkpoint": source, "method": cfg.method, "results": results}, "--output_json")
     return results
 
 

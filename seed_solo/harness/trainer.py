@@ -11,7 +11,7 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, List
+from typing import Any, Dict, List
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -21,6 +21,9 @@ from lightning.pytorch.strategies.ddp import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
 from seed_solo.core.errors import ConfigError
+from seed_solo.runs.atomic import atomic_path, unwritable
+
+METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsHistory(Callback):
@@ -28,17 +31,27 @@ class MetricsHistory(Callback):
 
     The file sits in the run's checkpoint folder (or ``directory``), one JSON object per
     epoch, so per-epoch curves (online kNN, losses) survive without any logger service.
+
+    The rows are also part of the checkpoint (this callback's state; it runs before the
+    checkpointer at an epoch's end), and a resumed run's first row rewrites the file as the
+    checkpoint knew it, plus that row: a kill between a checkpoint and its row loses no row,
+    and a kill between a row and its checkpoint leaves no row twice.
     """
 
     def __init__(self, checkpointer: Any = None, directory: str | None = None):
         self.checkpointer = checkpointer
         self.directory = directory
+        self.rows: List[Dict[str, Any]] = []
+        self.restored = False
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"rows": list(self.rows)}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        self.rows, self.restored = list(state_dict.get("rows", [])), True
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        if not trainer.is_global_zero or trainer.sanity_checking:
-            return
-        folder = self.directory or getattr(self.checkpointer, "path", None)
-        if folder is None:
+        if trainer.sanity_checking:
             return
         row = {"epoch": trainer.current_epoch, "step": trainer.global_step}
         for key, value in trainer.callback_metrics.items():
@@ -46,9 +59,23 @@ class MetricsHistory(Callback):
                 row[key] = float(value)
             elif isinstance(value, (int, float)):
                 row[key] = float(value)
-        os.makedirs(folder, exist_ok=True)
-        with open(Path(folder) / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.rows.append(row)
+        folder = self.directory or getattr(self.checkpointer, "path", None)
+        if not trainer.is_global_zero or folder is None:
+            return
+        path = Path(folder) / METRICS_FILE
+        setting = "metrics_dir" if self.directory else "checkpoint.dir"
+        if self.restored:  # the file as the checkpoint resumed from knew it, and this row
+            with atomic_path(path, setting) as tmp:
+                tmp.write_text("".join(json.dumps(r) + "\n" for r in self.rows))
+            self.restored = False
+            return
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as err:
+            raise (unwritable(err, path, setting) or err) from err
 
 
 def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):

@@ -17,8 +17,9 @@ from seed_solo.core.errors import MissingFileError
 from seed_solo.runs.checkpoint_files import check_readable, read_checkpoint
 
 ARGS_FILE = "args.json"
-#: what a checkpoint must hold to resume training from it (Lightning's keys)
-TRAINING_STATE = ("state_dict", "epoch", "global_step")
+#: what a checkpoint must hold to resume training from it (the keys Lightning's restore reads)
+TRAINING_STATE = ("state_dict", "epoch", "global_step", "pytorch-lightning_version", "loops",
+                  "optimizer_states")
 _EPOCH = re.compile(r"ep=(\d+)")
 
 

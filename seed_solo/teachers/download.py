@@ -37,7 +37,7 @@ from tqdm import tqdm
 from seed_solo.core.distributed import is_distributed
 from seed_solo.core.distributed import rank as global_rank
 from seed_solo.core.errors import CheckpointError, ConfigError, MissingFileError, UserError
-from seed_solo.runs.atomic import atomic_path, write_json
+from seed_solo.runs.atomic import alive, atomic_path, write_json
 from seed_solo.runs.locks import folder_lock
 from seed_solo.teachers.zoo import ZooEntry
 
@@ -290,18 +290,8 @@ def _remove_stale_parts(dest: Path) -> None:
     ``.<name>.<pid>.part`` and torch.hub's ``.<name>.<pid>.part.<hex>.partial`` inside it."""
     for part in dest.parent.glob(f".{dest.name}.*.part*"):
         pid = part.name[len(dest.name) + 2:].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             part.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def downloaded_path(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
