@@ -8,10 +8,16 @@ stops (killed, or ``cache.max_chunks`` reached) continues from the chunks withou
 when the same command runs again, with any number of processes; the last one renames
 ``PATH.partial`` to ``PATH``. Nothing is ever held whole in memory: one batch of views and its
 embeddings at a time.
+
+Each chunk's marker holds the CRC-32 of its rows; the last step gathers them into
+``checksums.json``, against which every run checks the cache. One pass at a time writes a
+cache: the first process holds ``PATH.lock`` (:func:`seed_solo.runs.locks.folder_lock`) from
+start to end, and a second pass into the same path stops with one sentence saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -21,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import PIL
@@ -39,13 +45,16 @@ from seed_solo.harness.methods.seed import SEED, teacher_from_cfg
 from seed_solo.harness.pretrain import parse_pretrain
 from seed_solo.runs.atomic import write_json
 from seed_solo.runs.identity import differences
+from seed_solo.runs.locks import folder_lock
 from seed_solo.teacher_cache.store import (
     DTYPES,
     EMBEDDINGS,
     FORMAT_VERSION,
     META,
     TeacherCache,
+    chunk_checksum,
     partial_path,
+    write_checksums,
 )
 from seed_solo.teacher_cache.views import AllViews, run_meta, training_images, view_transform
 
@@ -207,9 +216,9 @@ def finished(job: Pass) -> bool:
 def run(cfg: DictConfig) -> None:
     """Build (or finish) the cache ``cfg.cache.path`` for the distill run ``cfg`` describes."""
     job = prepare_pass(cfg)
-    if finished(job):
-        return
-    with ProcessGroup() as group:
+    with ProcessGroup() as group, _one_pass(job, group.rank == 0):
+        if finished(job):
+            return
         s, size = job.settings, len(job.images)
         chunk = int(s["chunk_images"])
         if group.rank == 0:
@@ -227,6 +236,21 @@ def run(cfg: DictConfig) -> None:
         group.barrier()
 
 
+@contextlib.contextmanager
+def _one_pass(job: Pass, first: bool) -> Iterator[None]:
+    """The first process of the pass holds ``PATH.lock`` while inside; another pass already
+    holding it stops this one with a :class:`ConfigError` at once."""
+    if not first:
+        yield
+        return
+    busy = (f"another cache pass is writing {job.path} (it holds {job.path}.lock); wait for it "
+            "to finish and run this command again (it then finds the cache complete), or "
+            "choose another cache.path.")
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(job.path.parent, timeout=0, busy=busy, name=f"{job.path.name}.lock"):
+        yield
+
+
 def _finish(job: Pass, total: int) -> None:
     """Rank 0, after every rank's shard: rename the partial folder into place when every chunk
     is done, else say how far the pass got."""
@@ -235,6 +259,13 @@ def _finish(job: Pass, total: int) -> None:
         print(f"seed-solo cache: stopped with {total - len(left)} of {total} chunks done in "
               f"{job.partial}; run the same command again to continue.")
         return
+    chunk, sums = int(job.settings["chunk_images"]), []
+    array = np.load(job.partial / EMBEDDINGS, mmap_mode="r")
+    for c in range(total):  # a marker of a pass before checksums is empty: sum its rows now
+        marker = (job.partial / DONE / f"{c:06d}").read_text().strip()
+        sums.append(marker or chunk_checksum(array[c * chunk:(c + 1) * chunk]))
+    del array
+    write_checksums(job.partial, chunk, sums)
     shutil.rmtree(job.partial / DONE)
     os.replace(job.partial, job.path)
     s = job.settings
@@ -260,11 +291,18 @@ def _encode(teacher, dataset, tmp: Path, chunks: List[int], chunk: int, s: Dict[
     for indexes, crops in loader:
         b, v = crops.shape[:2]
         z = teacher(crops.flatten(0, 1).to(device, non_blocking=True))  # (b*V) x d
-        out[indexes.numpy()] = z.view(b, v, -1).cpu().numpy().astype(out.dtype)
+        rows = z.view(b, v, -1).cpu().numpy().astype(out.dtype)
+        if not np.isfinite(rows).all():
+            raise DataError(f"the teacher gave non-finite embeddings for images "
+                            f"{int(indexes[0])}..{int(indexes[-1])}; check the teacher file "
+                            "(and teacher_precision: 16 may overflow) before caching it.")
+        out[indexes.numpy()] = rows
         done += b
         if int(indexes[-1]) == last[pending[0]]:
             out.flush()
-            (tmp / DONE / f"{pending.pop(0):06d}").touch()
+            c = pending.pop(0)
+            sums = chunk_checksum(out[c * chunk:min(len(dataset), (c + 1) * chunk)])
+            (tmp / DONE / f"{c:06d}").write_text(sums)
             if report:
                 rate = done / (time.perf_counter() - start)
                 print(f"seed-solo cache: {done}/{total} images of this rank's shard "

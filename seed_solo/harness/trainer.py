@@ -11,7 +11,7 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -78,8 +78,64 @@ class MetricsHistory(Callback):
             raise (unwritable(err, path, setting) or err) from err
 
 
+class FiniteGuard(Callback):
+    """Stops a run whose loss or trainable weights are no longer finite, naming the step.
+
+    Every step's loss is checked on its device (no read back to the host); the flag is read
+    every :attr:`every` steps and at each epoch's end, with the weights, before the epoch's
+    checkpoint (this callback runs first), so a run never ends with exit code 0, and never
+    checkpoints, after a NaN or an infinity.
+
+    Args:
+        labels: False for a data set without labels, where solo-learn's online classifier
+            has no sample to learn from (its loss is 0/0): the loss is not checked, nor the
+            classifier's weights; the rest of the weights are.
+    """
+
+    every = 100
+
+    def __init__(self, labels: bool = True) -> None:
+        self.labels = labels
+        self.first_bad: Optional[torch.Tensor] = None  # global step of the first bad loss, -1
+
+    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if not torch.is_tensor(loss) or not self.labels:
+            return
+        if self.first_bad is None or self.first_bad.device != loss.device:
+            self.first_bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+        bad = ~torch.isfinite(loss.detach()).all() & (self.first_bad < 0)
+        self.first_bad = torch.where(bad, trainer.global_step, self.first_bad)
+        if (batch_idx + 1) % self.every == 0:
+            self._check(trainer, pl_module, weights=False)
+
+    def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+        self._check(trainer, pl_module, weights=True)
+
+    def _check(self, trainer: Any, pl_module: Any, weights: bool) -> None:
+        step = -1 if self.first_bad is None else int(self.first_bad)
+        if step >= 0:
+            raise ConfigError(
+                f"the training loss became non-finite (NaN or inf) at step {step} (epoch "
+                f"{trainer.current_epoch}); stopped before saving this epoch. Lower "
+                "optimizer.lr, train at precision=32, or check the data and the teacher.")
+        if weights:
+            named = [(n, p) for n, p in pl_module.named_parameters() if p.requires_grad and (
+                self.labels or not n.startswith("classifier."))]
+            finite = torch.stack([torch.isfinite(p).all() for _, p in named]).cpu() if named \
+                else torch.ones(0, dtype=torch.bool)
+            bad = [n for (n, _), ok in zip(named, finite.tolist()) if not ok]
+            if bad:
+                raise ConfigError(
+                    f"the weights {', '.join(bad[:3])} became non-finite by step "
+                    f"{trainer.global_step} (epoch {trainer.current_epoch}); stopped before "
+                    "saving this epoch. Lower optimizer.lr or train at precision=32.")
+
+
 def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
-    """A Lightning Trainer from the Trainer arguments found at the top of ``cfg``."""
+    """A Lightning Trainer from the Trainer arguments found at the top of ``cfg``, with a
+    :class:`FiniteGuard` before the ``callbacks``."""
     logger: Any = False  # None would make Lightning create a CSVLogger in the working dir
     if cfg.wandb.enabled:
         from lightning.pytorch.loggers.wandb import WandbLogger  # optional: wandb
@@ -99,7 +155,8 @@ def build_trainer(cfg: DictConfig, callbacks: List[Any], devices: Any):
         {
             "devices": devices,
             "logger": logger,
-            "callbacks": callbacks,
+            "callbacks": [FiniteGuard(labels=not (cfg.get("data") or {}).get("no_labels")),
+                          *callbacks],
             "enable_checkpointing": False,
             "strategy": DDPStrategy(find_unused_parameters=False)
             if strategy == "ddp"

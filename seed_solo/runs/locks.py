@@ -22,12 +22,14 @@ LOCK = ".lock"
 
 @contextlib.contextmanager
 def folder_lock(folder: Union[str, Path], timeout: Optional[float] = None,
-                busy: str = "") -> Iterator[bool]:
+                busy: str = "", name: str = LOCK) -> Iterator[bool]:
     """Hold ``folder``'s lock while inside; yields True, or False for a folder where no lock
     file can be made (read-only: nobody can write there either).
 
     Args:
         timeout: seconds to wait for another holder; None waits as long as it takes.
+        name: the lock file's name in ``folder`` (one folder may hold the locks of several
+            things in it, ``<thing>.lock``).
         busy: with a ``timeout``, the sentence of the :class:`ConfigError` raised when it runs
             out (what holds the folder, and what to do).
     """
@@ -36,7 +38,7 @@ def folder_lock(folder: Union[str, Path], timeout: Optional[float] = None,
     if not os.access(folder, os.W_OK):
         yield False
         return
-    lock = FileLock(str(folder / LOCK), timeout=-1 if timeout is None else timeout)
+    lock = FileLock(str(folder / name), timeout=-1 if timeout is None else timeout)
     try:
         lock.acquire()
     except Timeout as err:

@@ -129,3 +129,11 @@ def test_a_read_only_checkpoint_dir_is_one_sentence(inputs, tmp_path):
         with pytest.raises(ConfigError, match=rf"cannot write {read_only}/seed: its file "
                            r"system is read-only; .* choose another checkpoint.dir."):
             _run(inputs, read_only, "max_epochs=1")
+
+
+def test_a_run_whose_loss_turns_non_finite_stops_naming_the_step(inputs, tmp_path):
+    out = tmp_path / "runs"
+    with pytest.raises(ConfigError, match=r"the training loss became non-finite \(NaN or inf\) "
+                       r"at step \d+ \(epoch 0\); stopped before saving this epoch"):
+        _run(inputs, out, "max_epochs=2", "optimizer.lr=1e30")
+    assert not [c for d in (out / "seed").iterdir() for c in checkpoints(d)]
