@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -227,6 +228,11 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
+        if url.lower().startswith("http://") and not checksum:
+            print(f"seed-solo: warning: {url} is plain http and has no checksum, so a file "
+                  "changed on its way would go unnoticed; use its https url, or give its "
+                  "checksum (a zoo entry's checksum, or the teacher option checksum=sha256:...).",
+                  file=sys.stderr)
         try:
             _download_one(url, dest, checksum, timeout)
             return
@@ -295,8 +301,14 @@ def _remove_stale_parts(dest: Path) -> None:
 
 
 def downloaded_path(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
-    """Where zoo ``entry``'s file is (or will be) in the download folder."""
-    return download_dir(folder) / entry.filename
+    """Where zoo ``entry``'s file is (or will be) in the download folder (never outside it:
+    :class:`~seed_solo.teachers.zoo.ZooEntry` refuses a name that would leave it)."""
+    base = download_dir(folder)
+    path = base / entry.filename
+    if path.resolve().parent != base.resolve():
+        raise ConfigError(f"zoo entry {entry.name!r} would be written to {path}, outside the "
+                          f"download folder {base}; rename it.")
+    return path
 
 
 def fetch(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
@@ -22,6 +23,7 @@ from seed_solo.core.errors import ConfigError, MissingFileError
 from seed_solo.core.unknown_names import unknown_name
 
 ENV_ZOO = "SEED_SOLO_ZOO"
+_FILE_NAME = re.compile(r"[A-Za-z0-9](?!.*\.\.)[A-Za-z0-9._+-]*")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,14 @@ class ZooEntry:
     def urls(self) -> List[str]:
         return [self.url, *self.mirrors]
 
+    def __post_init__(self) -> None:
+        # the name is the file's name in the download folder: one path component, no escape
+        if not _FILE_NAME.fullmatch(self.name) or not _FILE_NAME.fullmatch(self.filename):
+            raise ConfigError(
+                f"zoo name {self.name!r} cannot name a file in the download folder (it gives "
+                f"{self.filename!r}); use letters, digits, '.', '_', '+' and '-', starting "
+                "with a letter or digit (no '/' and no '..').")
+
 
 class Registry(Dict[str, ZooEntry]):
     """Name -> :class:`ZooEntry`; ``get_entry`` fails with the closest names."""
@@ -100,7 +110,10 @@ def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
                 f"{sorted(required - set(spec))}; expected fields {sorted(known - {'name'})}."
             )
         spec["mirrors"] = tuple(spec.get("mirrors") or ())
-        out[str(name)] = ZooEntry(name=str(name), **spec)
+        try:
+            out[str(name)] = ZooEntry(name=str(name), **spec)
+        except ConfigError as err:
+            raise ConfigError(f"{origin}: {err}") from None
     return out
 
 
