@@ -146,7 +146,8 @@ def detect_format(sd: Mapping[str, Any]) -> str:
 
 
 def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
-                          input_norm: str | None = None, embedding: str | None = None
+                          input_norm: str | None = None, embedding: str | None = None,
+                          head: str | None = None
                           ) -> Tuple[nn.Module, int, nn.Module | None, str]:
     """Build the teacher of a loaded checkpoint ``raw`` in layout ``fmt``.
 
@@ -156,6 +157,7 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         name: the file's name, for messages.
         input_norm: override the format's input normalisation (``imagenet`` or ``none``).
         embedding: ViT layouts only: ``cls`` (default), ``mean`` or ``cls+mean``.
+        head: ViT layouts only: ``none`` leaves the file's projection head out.
 
     Returns:
         (model, d, preprocess, description); ``model`` maps ImageNet-normalised images to (B, d).
@@ -167,7 +169,7 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
     if norm not in INPUT_NORMS:
         raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
     if fmt in META_FORMATS:
-        model, dim, desc = build_meta_layout(strip_module(sd), fmt, name, embedding)
+        model, dim, desc = build_meta_layout(strip_module(sd), fmt, name, embedding, head)
         pre = Renormalize(IMAGENET_MEAN, IMAGENET_STD) if norm == "none" else None
         return model, dim, pre, desc
     if embedding not in (None, "pooled"):

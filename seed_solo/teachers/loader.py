@@ -104,7 +104,7 @@ def build_teacher(source: str, format: str = "auto",
     input_norm = options.get("input_norm") or defaults.get("input_norm")
     embedding = options.get("embedding")
     built = build_from_checkpoint(raw, fmt, name=path.name, input_norm=input_norm,
-                                  embedding=embedding)
+                                  embedding=embedding, head=options.get("head"))
     if "entry" in defaults:
         # cls+mean concatenates two D-wide vectors: the entry's d is the CLS token's
         scale = 2 if embedding == "cls+mean" else 1
@@ -118,6 +118,11 @@ def _check_zoo_file(entry: Any, path: Path, dim: int, description: str) -> None:
     """
     words = description.split()
     arch = words[1] if len(words) > 1 and words[1] in ARCHS else entry.arch
+    if entry.arch.endswith("_reg4") and "registers" not in words:
+        raise CheckpointError(
+            f"{path} (zoo teacher {entry.name!r}) lacks register_tokens, which the zoo entry's "
+            f"{entry.arch} holds: the cached file is another network; delete it and run "
+            f"`seed-solo zoo download {entry.name}`.")
     if dim != entry.embed_dim or arch != entry.arch:
         raise CheckpointError(
             f"{path} (zoo teacher {entry.name!r}) gives d = {dim} from a {description}, but the "
@@ -139,7 +144,8 @@ def load_teacher(source: Union[str, Path], format: str = "auto", precision: Any 
             ``mocov3-vit``, ``solo``, ``torchvision:NAME``, ``timm:NAME``.
         precision: the teacher's autocast precision (``32``, ``bf16``, ``16``, ``auto``).
         channels_last: run the teacher in channels_last memory format.
-        **options: ``head`` (solo: ``projector`` or ``none``), ``zoo_file`` (a user registry),
+        **options: ``head`` (``projector`` or ``none``: a solo-learn or MoCo v3 ViT file's
+            projection head, or none of it), ``zoo_file`` (a user registry),
             ``download_dir`` (the download folder), ``checksum`` (``md5:...``/``sha256:...``
             prefix for a url),
             ``input_norm`` (``imagenet`` or ``none``: what the teacher was trained on),
