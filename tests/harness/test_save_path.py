@@ -119,7 +119,7 @@ def test_a_full_checkpoint_dir_is_one_sentence_and_leaves_no_partial_file(inputs
     with tmpfs(tmp_path / "small", size="64k") as small:
         with pytest.raises(ConfigError, match=r"cannot write .*-ep=0.ckpt: no space is left on "
                            r"its device; free space or make it writable there, or choose "
-                           r"checkpoint.dir"):
+                           r"another checkpoint.dir."):
             _run(inputs, small, "max_epochs=1")
         assert not list(small.rglob("*.part"))
 
