@@ -27,7 +27,7 @@ from hydra.errors import (
 from omegaconf import DictConfig
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, MissingMandatoryValue
 
-from seed_solo.core.errors import ConfigError, exit_on_expected
+from seed_solo.core.errors import ConfigError, UserError, exit_on_expected
 from seed_solo.harness.config_keys import nearest_keys
 
 _CONFIG_PATH = ("--config-path", "-cp")
@@ -146,14 +146,19 @@ def _composition_sentence(err: Exception, config_dir: str, name: str,
     return f"unknown config key {key!r}: {name}.yaml has no such key.{hint}"
 
 
+#: solo-learn's functions that check a config (besides ``solo/args``)
+_SOLO_CHECKS = ("add_and_assert_specific_cfg", "__init__", "configure_optimizers")
+
+
 @contextlib.contextmanager
 def config_errors() -> Iterator[None]:
     """omegaconf's and solo-learn's refusals of a config, as one :class:`ConfigError`.
 
     omegaconf's: a key set to ``???`` or absent that the command reads. solo-learn's: its
-    ``parse_cfg`` and methods check the config with bare ``assert`` statements; one that fails
-    in solo-learn's config code (``solo/args``, a method's ``add_and_assert_specific_cfg`` or
-    ``__init__``) is quoted with its place. Any other assert stays a traceback (a bug).
+    ``parse_cfg`` and methods check the config with bare ``assert`` statements (and refuse a
+    scheduler name with a ``ValueError``); one that fails in solo-learn's config code
+    (``solo/args``, a method's ``add_and_assert_specific_cfg``, ``__init__`` or
+    ``configure_optimizers``) is quoted with its place. Any other stays a traceback (a bug).
     """
     try:
         yield
@@ -166,15 +171,17 @@ def config_errors() -> Iterator[None]:
         raise ConfigError(f"the config has no key {err.full_key}, which this command reads; "
                           f"add it with +{err.full_key}=VALUE (see the configs in configs/)."
                           ) from None
-    except AssertionError as err:
+    except (AssertionError, ValueError) as err:
+        if isinstance(err, UserError):  # already one sentence
+            raise
         frame = traceback.extract_tb(err.__traceback__)[-1]
         where = frame.filename.replace(os.sep, "/")
-        if "/solo/" not in where or not ("/solo/args/" in where or frame.name in (
-                "add_and_assert_specific_cfg", "__init__")):
+        if "/solo/" not in where or not ("/solo/args/" in where or frame.name in _SOLO_CHECKS):
             raise
         place = "solo/" + where.rsplit("/solo/", 1)[1]
-        raise ConfigError(f"solo-learn refused the config: `{frame.line}` failed ({place}:"
-                          f"{frame.lineno}); set that key to a value it accepts.") from None
+        what = f"`{frame.line}` failed" if isinstance(err, AssertionError) else str(err)
+        raise ConfigError(f"solo-learn refused the config: {what} ({place}:{frame.lineno}); "
+                          "set that key to a value it accepts.") from None
 
 
 def _checked(task: Callable[[DictConfig], None], cfg: DictConfig) -> None:

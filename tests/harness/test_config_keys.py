@@ -119,3 +119,14 @@ def test_lightnings_refusal_of_the_trainer_settings_is_one_sentence():
     with pytest.raises(ConfigError, match=r"Lightning refused the trainer settings .*: No "
                        r"supported gpu backend found"):
         build_trainer(_cfg("accelerator=gpu"), [], 1)
+
+
+def test_solo_learns_refusal_of_a_scheduler_name_is_one_sentence(tiny_data):
+    from seed_solo.harness.methods.seed import SEED
+    from tests.support.seed_method import make_cfg
+
+    model = SEED(make_cfg(tiny_data, "scheduler.name=cosin", "backbone.name=tiny_resnet10"))
+    with pytest.raises(ConfigError, match=r"solo-learn refused the config: cosin not in "
+                       r"\(warmup_cosine, cosine, step\) \(solo/methods/base.py:\d+\)"):
+        with config_errors():
+            model.configure_optimizers()
