@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from seed_solo.harness.checkpointer import checkpoint_and_resume
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.pretrain import build_method, parse_pretrain
+from seed_solo.harness.registration import register
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.harness.training_data import training_data
 
@@ -49,4 +50,5 @@ key of the config as KEY=VALUE; a key the config lacks as +KEY=VALUE.
 
 
 if __name__ == "__main__":
+    register()  # before the overrides are checked: they may name the method's keys
     run_hydra(run, HELP)

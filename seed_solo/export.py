@@ -22,6 +22,7 @@ import torch
 import torchvision
 from torch import nn
 
+from seed_solo.core.errors import ConfigError, MissingDependencyError
 from seed_solo.nets.library_models import classifier_attr, drop_classifier
 from seed_solo.runs.atomic import atomic_path
 from seed_solo.students.load import load_student
@@ -55,8 +56,8 @@ def _timm_name(name: str, backbone: nn.Module) -> str:
     arch = (getattr(backbone, "pretrained_cfg", None) or {}).get("architecture")
     if arch:
         return arch
-    raise ValueError(f"the student {name!r} is not a timm model; export it --to onnx"
-                     + (" or --to torchvision." if _torchvision_name(name) else "."))
+    raise ConfigError(f"the student {name!r} is not a timm model; export it --to onnx"
+                      + (" or --to torchvision." if _torchvision_name(name) else "."))
 
 
 def _torchvision_name(name: str) -> str | None:
@@ -79,7 +80,7 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
             output differs from the student's by more than :data:`TOLERANCE`.
     """
     if to not in TARGETS:
-        raise ValueError(f"--to {to!r} is not one of {', '.join(TARGETS)}; pick one.")
+        raise ConfigError(f"--to {to!r} is not one of {', '.join(TARGETS)}; pick one.")
     student = load_student(source)
     backbone, args = student.backbone, student.args
     name = args["backbone"]["name"]
@@ -88,8 +89,7 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = backbone(x)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # its folder is made by atomic_path, which names a place it cannot write
     if to == "onnx":
         diff = _export_onnx(backbone, x, out)
         how = ("onnxruntime.InferenceSession(PATH).run(None, {'images': x})[0]  "
@@ -107,7 +107,7 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
     if diff > TOLERANCE:
         raise ValueError(f"a clean {to} {arch!r} loaded from the export differs from the student "
                          f"by {diff:.2e} > {TOLERANCE}; report this with the run's args.json.")
-    with atomic_path(out) as tmp:
+    with atomic_path(out, "OUT") as tmp:
         torch.save(sd, tmp)
     return Exported(out, to, arch, kwargs, diff, how)
 
@@ -129,11 +129,11 @@ def _clean_torchvision(name: str, dataset: str,
     torchvision name, how to load it)."""
     arch = _torchvision_name(name)
     if arch is None:
-        raise ValueError(f"the student {name!r} is not a torchvision model; export it "
-                         "--to onnx" + (" or --to timm." if name.startswith("timm:") else "."))
+        raise ConfigError(f"the student {name!r} is not a torchvision model; export it "
+                          "--to onnx" + (" or --to timm." if name.startswith("timm:") else "."))
     if dataset in ("cifar10", "cifar100") and name.startswith("resnet"):
-        raise ValueError(f"{name!r} trained on {dataset} has solo-learn's 3x3 CIFAR stem, "
-                         "which torchvision's builder lacks; export it --to onnx.")
+        raise ConfigError(f"{name!r} trained on {dataset} has solo-learn's 3x3 CIFAR stem, "
+                          "which torchvision's builder lacks; export it --to onnx.")
     clean = torchvision.models.get_model(arch, weights=None,
                                          **({} if name.startswith("resnet") else kwargs))
     attr = classifier_attr(clean)
@@ -147,9 +147,9 @@ def _export_onnx(backbone: nn.Module, x: torch.Tensor, out: Path) -> float:
     try:
         import onnxruntime
     except ImportError as err:
-        raise ImportError("--to onnx needs onnx and onnxruntime: pip install "
-                          "'seed-solo[export]' (make setup installs them).") from err
-    with atomic_path(out) as tmp:
+        raise MissingDependencyError("--to onnx needs onnx and onnxruntime: pip install "
+                                     "'seed-solo[export]' (make setup installs them).") from err
+    with atomic_path(out, "OUT") as tmp:
         torch.onnx.export(backbone, (x[:1],), str(tmp), opset_version=ONNX_OPSET,
                           input_names=["images"], output_names=["features"],
                           dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},

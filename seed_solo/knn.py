@@ -28,7 +28,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from seed_solo.core.errors import exit_on_expected
+from seed_solo.core.errors import ConfigError, exit_on_expected
+from seed_solo.data.image_folders import check_data_paths
 from seed_solo.data.loaders import classification_loaders
 from seed_solo.evaluation.features import TeacherFeatures, extract_features, trained_model
 from seed_solo.evaluation.knn import knn_accuracy
@@ -45,7 +46,7 @@ def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Modu
     kwargs = {}
     for item in options:
         if "=" not in item:
-            raise ValueError(f"--teacher_option takes key=value, got {item!r}.")
+            raise ConfigError(f"--teacher_option takes key=value, got {item!r}.")
         key, value = item.split("=", 1)
         kwargs[key] = yaml.safe_load(value)
     return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))
@@ -93,6 +94,8 @@ def loaders(args: argparse.Namespace, cfg: DictConfig) -> Tuple[Any, Any]:
     """Un-augmented train (the kNN bank) and val loaders, at the run's crop for custom data."""
     aug = cfg.augmentations[0] if "augmentations" in cfg else {}
     crop = args.crop_size or (aug.get("crop_size") if args.dataset == "custom" else None)
+    check_data_paths(args.dataset, args.data_format, {"--train_data_path": args.train_data_path,
+                                                      "--val_data_path": args.val_data_path})
     train_loader, val_loader = classification_loaders(
         args.dataset, args.train_data_path, args.val_data_path, data_format=args.data_format,
         batch_size=args.batch_size, num_workers=args.num_workers, crop_size=crop,
@@ -124,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> List[dict]:
                             "acc1": acc1, "acc5": acc5})
             print(f"{feat_type} k={k} {distance} T={T}: acc@1={acc1:.2f} acc@5={acc5:.2f}")
     write_json(args.output_json and str(args.output_json),
-               {"checkpoint": source, "method": cfg.method, "results": results})
+               {"checkpoint": source, "method": cfg.method, "results": results}, "--output_json")
     return results
 
 

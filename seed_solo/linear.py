@@ -15,10 +15,11 @@ import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.data.dali import check_device, classification_datamodule
 from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
-from seed_solo.harness.checkpointer import checkpoint_and_resume
+from seed_solo.harness.checkpointer import checkpoint_and_resume, resuming
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
@@ -32,7 +33,7 @@ def student_checkpoint(cfg: DictConfig) -> str:
     given = str(cfg.get("pretrained_feature_extractor") or "")
     ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )
@@ -57,15 +58,16 @@ def run(cfg: DictConfig) -> dict:
     model = linear_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
     trainer = build_trainer(cfg, callbacks, devices)
-    if dali:
-        datamodule = classification_datamodule(cfg)
-        datamodule.val_dataloader = lambda: val_loader
-        trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
-    else:
-        trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    with resuming(ckpt_path):
+        if dali:
+            datamodule = classification_datamodule(cfg)
+            datamodule.val_dataloader = lambda: val_loader
+            trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+        else:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     result = {"checkpoint": ckpt, "epochs": cfg.max_epochs, **metrics}
-    write_json(cfg.get("output_json"), result)
+    write_json(cfg.get("output_json"), result, "output_json")
     return result
 
 

@@ -184,7 +184,7 @@ def test_the_core_is_pure_torch():
     for module in (m for m in GRAPH if _in(m, ["seed_solo.core"])):
         outside = {i.split(".")[0] for i in GRAPH[module]} - {
             "seed_solo", "torch", "__future__", "typing", "math", "contextlib", "os", "sys",
-            "difflib", "dataclasses", "functools", "collections"}
+            "difflib", "dataclasses", "functools", "collections", "traceback"}
         assert not outside, f"{module} imports {outside}"
 
 

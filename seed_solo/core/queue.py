@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seed_solo.core.distributed import gather_padded, gather_rows, is_distributed
+from seed_solo.core.errors import CheckpointError
 
 
 class EmbeddingQueue(nn.Module):
@@ -156,7 +157,7 @@ class EmbeddingQueue(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         key = prefix + "embeddings"
         if key in state_dict and tuple(state_dict[key].shape) != (self.size, self.dim):
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint queue {key} has shape {tuple(state_dict[key].shape)}, this run "
                 f"expects ({self.size}, {self.dim}); resume with the same queue_size and "
                 "teacher embedding size."

@@ -17,6 +17,7 @@ from solo.methods import METHODS
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from seed_solo.core.errors import CheckpointError
 from seed_solo.core.objectives.registry import DISTILL_METHODS
 from seed_solo.runs.checkpoint_files import read_checkpoint
 from seed_solo.students.load import load_student, with_projector
@@ -38,7 +39,7 @@ def trained_model(source: Any) -> Tuple[nn.Module, DictConfig, Path]:
     result = model.load_state_dict(read_checkpoint(
         student.checkpoint, allow_inert_objects=True)["state_dict"], strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise CheckpointError(
             f"{student.checkpoint} does not fit a {cfg.method} model built from args.json: "
             f"missing {result.missing_keys}, unexpected {result.unexpected_keys}."
         )

@@ -18,6 +18,7 @@ from seed_solo.data.dali import check_device, pretrain_datamodule
 from seed_solo.data.loaders import online_val_loader
 from seed_solo.data.pretrain import pretrain_images, pretrain_loader, pretrain_transform
 from seed_solo.data.unreadable import CheckedImages, SkippedImages
+from seed_solo.harness.checkpointer import resuming
 from seed_solo.teacher_cache.views import cached_train_loader
 
 
@@ -40,10 +41,11 @@ class TrainingData:
         return [SkippedImages(self.images, checkpointer)]
 
     def fit(self, trainer: Any, model: Any, ckpt_path: Optional[str]) -> None:
-        if self.datamodule is not None:
-            trainer.fit(model, ckpt_path=ckpt_path, datamodule=self.datamodule)
-        else:
-            trainer.fit(model, self.train_loader, self.val_loader, ckpt_path=ckpt_path)
+        with resuming(ckpt_path):
+            if self.datamodule is not None:
+                trainer.fit(model, ckpt_path=ckpt_path, datamodule=self.datamodule)
+            else:
+                trainer.fit(model, self.train_loader, self.val_loader, ckpt_path=ckpt_path)
 
 
 def training_data(cfg: DictConfig) -> TrainingData:

@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.runs.checkpoint_files import check_readable, read_checkpoint
 
 ARGS_FILE = "args.json"
-#: what a checkpoint must hold to resume training from it (Lightning's keys)
-TRAINING_STATE = ("state_dict", "epoch", "global_step")
+#: what a checkpoint must hold to resume training from it (the keys Lightning's restore reads)
+TRAINING_STATE = ("state_dict", "epoch", "global_step", "pytorch-lightning_version", "loops",
+                  "optimizer_states")
 _EPOCH = re.compile(r"ep=(\d+)")
 
 
@@ -81,7 +83,7 @@ def find_checkpoint(path: Union[str, Path], log: Callable[[str], Any] = print) -
     passed: List[str] = []
     found = last_checkpoint(path, log, passed=passed)
     if found is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no whole *.ckpt file in {str(path)!r}; pass a checkpoint file or the run folder "
             "<checkpoint.dir>/<method>/<run> that holds one."
             + (f" Passed over: {'; '.join(passed)}" if passed else "")
@@ -99,7 +101,7 @@ def read_args(path: Union[str, Path]) -> Dict[str, Any]:
     folder = path if path.is_dir() else path.parent
     args_path = folder / ARGS_FILE
     if not args_path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{str(args_path)!r} not found: a solo-learn run folder holds the args.json that "
             "solo-learn's Checkpointer writes beside the .ckpt (it names the backbone and "
             "method); copy it there."

@@ -14,6 +14,7 @@ from typing import Any, Dict, Mapping, Optional, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.core.objectives.registry import METHOD, objective
 from seed_solo.nets.projector import student_head
 from seed_solo.runs.checkpoint_files import load_prefixed, read_checkpoint
@@ -66,8 +67,8 @@ def load_backbone(checkpoint: Union[str, Path], name: str, kwargs: Mapping[str, 
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{str(checkpoint)!r} does not exist; pass a run folder "
-                                "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
+        raise MissingFileError(f"{str(checkpoint)!r} does not exist; pass a run folder "
+                               "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
     backbone, features = build_solo_backbone(name, kwargs, method, dataset)
     state = read_checkpoint(checkpoint, allow_inert_objects=True,
                             what="student checkpoint")["state_dict"]
@@ -80,8 +81,8 @@ def load_student(source: Union[str, Path]) -> TrainedStudent:
     beside it, rebuilt from ``args.json``."""
     checkpoint = find_checkpoint(source)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{str(checkpoint)!r} does not exist; pass a run folder "
-                                "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
+        raise MissingFileError(f"{str(checkpoint)!r} does not exist; pass a run folder "
+                               "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
     args = read_args(checkpoint)
     bb = args.get("backbone") or {}
     return load_backbone(checkpoint, bb["name"], bb.get("kwargs") or {}, args.get("method", ""),

@@ -31,7 +31,7 @@ from solo.data.pretrain_dataloader import build_transform_pipeline, prepare_data
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from seed_solo.core.errors import UserError
+from seed_solo.core.errors import ConfigError, DataError
 from seed_solo.core.objectives.registry import SSL_METHOD
 from seed_solo.data.unreadable import CheckedImages
 from seed_solo.teacher_cache.store import TeacherCache, expected_meta
@@ -119,7 +119,7 @@ def single_view_augmentation(cfg: DictConfig) -> dict:
     crops = [int(a.num_crops) for a in augs]
     want = 2 if cfg.get("method") == SSL_METHOD else 1
     if len(augs) != 1 or crops != [want]:
-        raise ValueError(
+        raise ConfigError(
             f"a teacher cache replays one crop per image, but the augmentations give crops "
             f"{crops}; use one augmentation with num_crops: {want} (small patches need the live "
             "teacher: drop method_kwargs.teacher_cache)."
@@ -147,8 +147,8 @@ def images_digest(images: Any) -> str:
         h.update(json.dumps(list(map(int, getattr(images, "targets", None) or
                                      getattr(images, "labels", [])))).encode())
     else:
-        raise ValueError(f"cannot list the images of a {type(images).__name__} data set; a "
-                         "teacher cache needs an image folder, CIFAR or STL-10.")
+        raise DataError(f"cannot list the images of a {type(images).__name__} data set; a "
+                        "teacher cache needs an image folder, CIFAR or STL-10.")
     return h.hexdigest()
 
 
@@ -217,8 +217,8 @@ class AllViews(Dataset):
     def __getitem__(self, i: int) -> Tuple[int, Tensor]:
         index, image, _ = self.images[int(i)]
         if index != i:  # data.on_corrupt=skip served another image: its views are not i's
-            raise ValueError(f"image {i} cannot be read; the cache pass needs every image "
-                             "readable: replace it (data.on_corrupt=skip is for live runs).")
+            raise DataError(f"image {i} cannot be read; the cache pass needs every image "
+                            "readable: replace it (data.on_corrupt=skip is for live runs).")
         return index, torch.stack([render_view(self.transform, image, self.seed, index, v)
                                    for v in range(self.views)])
 
@@ -276,6 +276,6 @@ def cached_train_loader(cfg: DictConfig) -> Tuple[DataLoader, CheckedImages]:
 def check_cacheable(cfg: DictConfig) -> None:
     """Fail early, with the fix, on settings a cache cannot serve."""
     if cfg.data.format == "dali":
-        raise UserError("a teacher cache needs data.format=image_folder: DALI's "
-                        "pipelines cannot be replayed, so DALI runs keep the live teacher.")
+        raise ConfigError("a teacher cache needs data.format=image_folder: DALI's "
+                          "pipelines cannot be replayed, so DALI runs keep the live teacher.")
     single_view_augmentation(cfg)

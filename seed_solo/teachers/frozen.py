@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.teachers.spatial import embed_and_map, has_maps
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
@@ -25,7 +26,7 @@ def normalize_precision(precision: Union[str, int, None], device_type: str = "cp
     if key == "auto":
         return "bf16" if device_type == "cuda" else "32"
     if key not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"teacher_precision must be one of 32, bf16, 16 or auto, got {precision!r}."
         )
     return key
@@ -112,7 +113,7 @@ class FrozenTeacher(nn.Module):
                 out = fn(images)
             z, *rest = out if isinstance(out, tuple) else (out,)
             if z.ndim != 2 or z.shape[1] != self.embed_dim:
-                raise RuntimeError(
+                raise CheckpointError(
                     f"teacher {self.name!r} returned shape {tuple(z.shape)}, expected "
                     f"(B, {self.embed_dim}); check its format and head."
                 )

@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.students.spatial import feature_map, has_feature_map
 from seed_solo.teachers.convnext import PooledEmbedder
 from seed_solo.teachers.heads import Embedder
@@ -56,8 +57,8 @@ def embed_and_map(model: nn.Module, x: Tensor) -> Tuple[Tensor, Tensor]:
     elif net is not None:
         maps, pooled = feature_map(net, x)
     else:
-        raise ValueError(f"the teacher ({type(model).__name__}) has no feature map seed-solo "
-                         "can read.")
+        raise ConfigError(f"the teacher ({type(model).__name__}) has no feature map seed-solo "
+                          "can read; pick a global objective (docs/objectives.md).")
     if isinstance(model, Embedder):
         z = model.head(pooled)
         return (F.normalize(z, dim=1) if model.normalize else z), maps

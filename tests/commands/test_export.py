@@ -123,3 +123,17 @@ def test_export_refusals_say_what_to_do(tmp_path, capsys):
     assert main(["export", str(folder), "--to", "torchvision", str(tmp_path / "o.pth")]) == 2
     assert "is not a torchvision model; export it --to onnx" in capsys.readouterr().err
     assert not (tmp_path / "o.pth").exists()
+
+
+def test_an_export_to_a_place_that_cannot_be_written_is_one_sentence(tmp_path, capsys):
+    from seed_solo.cli import main
+
+    folder, _ = fake_run(tmp_path, "mobilenetv3_small_050")
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "student.pth"
+    assert main(["export", str(folder), "--to", "timm", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (f"error: cannot write {out}: a part of its path is a file, "
+                                   "not a folder; free space or make it writable there, or "
+                                   "choose another OUT.")
+    assert "Traceback" not in err

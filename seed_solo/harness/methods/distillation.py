@@ -19,8 +19,8 @@ from solo.utils.misc import omegaconf_select
 from torch import Tensor
 from torch.nn.modules.module import _IncompatibleKeys
 
-from seed_solo.core.errors import ConfigError
-from seed_solo.core.objectives.registry import ENQUEUE, HEADS, Objective, objective
+from seed_solo.core.errors import CheckpointError, ConfigError
+from seed_solo.core.objectives.registry import DEFAULTS, ENQUEUE, HEADS, Objective, objective
 from seed_solo.core.queue import EmbeddingQueue, scoring_bank
 from seed_solo.students.registry import unknown_student
 from seed_solo.teacher_cache.store import TeacherCache
@@ -36,7 +36,7 @@ def distill_cfg(cfg: omegaconf.DictConfig, method: str) -> Objective:
     and check them for ``method``; returns the objective."""
     kw = "method_kwargs."
     if cfg.backbone.name not in BaseMethod._BACKBONES:
-        raise KeyError(unknown_student(str(cfg.backbone.name), BaseMethod._BACKBONES))
+        raise ConfigError(unknown_student(str(cfg.backbone.name), BaseMethod._BACKBONES))
     if omegaconf_select(cfg, kw + "teacher", None) in (None, ""):
         raise ConfigError(
             "method_kwargs.teacher is not set; give a zoo name (see `seed-solo zoo list`), "
@@ -117,6 +117,13 @@ class TeacherDistillation:
     teacher: Optional[Any]
     teacher_cache: Optional[TeacherCache]
 
+    @staticmethod
+    def known_kwargs(cfg: omegaconf.DictConfig) -> List[str]:
+        """Every ``method_kwargs`` key a distillation method reads: the teacher's, the
+        objective's settings (any other is refused by name, :mod:`seed_solo.harness.
+        config_keys`)."""
+        return ["teacher", "objective", *TEACHER_KEYS, *DEFAULTS]
+
     def setup_teacher(self, cfg: omegaconf.DictConfig) -> Tuple[int, str]:
         """Load the teacher or open the cache; (d, where it came from)."""
         kwargs = cfg.method_kwargs
@@ -138,7 +145,7 @@ class TeacherDistillation:
         if keys.is_floating_point() and keys.shape == (len(crops[0]), self.teacher_cache.dim):
             return keys
         if not _is_view_keys(keys):
-            raise ValueError(
+            raise ConfigError(
                 "method_kwargs.teacher_cache needs batches of seed_solo.teacher_cache.views."
                 "ReplayedViews "
                 f"(first element (B, 2) image and view numbers), got shape {tuple(keys.shape)}; "
@@ -180,7 +187,7 @@ class TeacherDistillation:
         result = super().load_state_dict(student_state, strict=False, assign=assign)
         missing = [k for k in result.missing_keys if not k.startswith(TEACHER_PREFIX)]
         if strict and (missing or result.unexpected_keys):
-            raise RuntimeError(
+            raise CheckpointError(
                 f"{type(self).__name__} checkpoint does not fit this model: missing keys "
                 f"{missing}, unexpected keys {result.unexpected_keys}; resume with the same "
                 "backbone, objective, proj_hidden_dim and queue_size."

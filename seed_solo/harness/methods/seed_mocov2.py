@@ -52,6 +52,11 @@ class SEEDMoCoV2(TeacherDistillation, MoCoV2Plus):
         ddp_ignore(self, (TEACHER_PREFIX, "seed_queue."))
 
     @staticmethod
+    def known_kwargs(cfg: omegaconf.DictConfig) -> List[str]:
+        """The distillation keys plus MoCo v2+'s own ``temperature``."""
+        return [*TeacherDistillation.known_kwargs(cfg), "temperature"]
+
+    @staticmethod
     def add_and_assert_specific_cfg(cfg: omegaconf.DictConfig) -> omegaconf.DictConfig:
         cfg = super(SEEDMoCoV2, SEEDMoCoV2).add_and_assert_specific_cfg(cfg)
         distill_cfg(cfg, "seed_mocov2")
