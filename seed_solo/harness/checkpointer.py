@@ -11,21 +11,34 @@
 - A resumed run keeps writing into its own folder (checkpoints and ``metrics.jsonl``).
 - The checkpoint resumed from is the folder's last checkpoint that holds the training state
   (:func:`seed_solo.runs.folders.last_checkpoint`), never the newest file.
+- A run whose last checkpoint is its last epoch is complete: a rerun says so and trains nothing
+  (:func:`run_complete`); ``auto_resume.enabled=False`` starts a fresh run with the same settings.
+- The run folder is named when it is created or continued; a run that fails before its first
+  checkpoint removes the folder it created (:meth:`RunCheckpointer.on_exception`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from omegaconf import DictConfig, OmegaConf
 from solo.utils.checkpointer import Checkpointer
 
+from seed_solo.harness.progress import EpochProgress
 from seed_solo.harness.schedule import ResumedSchedule
 from seed_solo.harness.trainer import MetricsHistory
 from seed_solo.runs.atomic import atomic_path, write_json
-from seed_solo.runs.folders import find_checkpoint, last_checkpoint, run_dirs, temp_files
+from seed_solo.runs.folders import (
+    checkpoint_epoch,
+    checkpoints,
+    find_checkpoint,
+    last_checkpoint,
+    run_dirs,
+    temp_files,
+)
 from seed_solo.runs.identity import IDENTITY_FILE, first_difference, identity, read_identity
 
 
@@ -37,23 +50,30 @@ def find_resume(cfg: DictConfig, method_dir: Path,
                 log=print) -> Tuple[Optional[Path], Optional[Path]]:
     """(checkpoint, its run folder) for auto-resume, or (None, None) to start a new run.
 
-    The most advanced run folder of the same identity with a good checkpoint wins; for the
-    others, one line says why they are not continued.
+    The most advanced run folder of the same identity with a good checkpoint wins. When none
+    does, one line sums up the other run folders (how many, and what the latest differs in).
     """
     mine = run_identity(cfg)
+    passed = []  # (folder, why), most advanced first
     for run_dir in reversed(run_dirs(method_dir)):
         theirs = read_identity(run_dir)
         if theirs is None:
-            log(f"seed-solo: not resuming {run_dir}: it has no {IDENTITY_FILE} (an older run).")
+            passed.append((run_dir, f"it has no {IDENTITY_FILE}, an older run"))
             continue
         difference = first_difference(theirs, mine)
         if difference is not None:
-            log(f"seed-solo: not resuming {run_dir}, a different run ({difference}).")
+            passed.append((run_dir, difference))
             continue
         ckpt = last_checkpoint(run_dir, log, training_state=True)
         if ckpt is not None:
             return ckpt, run_dir
-        log(f"seed-solo: not resuming {run_dir}: it holds no checkpoint that opens.")
+        passed.append((run_dir, "the same settings, but no checkpoint that opens"))
+    if passed:
+        folder, why = passed[0]
+        others = f"{len(passed)} other run folder{'s' if len(passed) > 1 else ''}"
+        log(f"seed-solo: starting a new run: {others} in {method_dir} hold other settings "
+            f"or no checkpoint (the latest, {folder.name}: {why}); `seed-solo runs "
+            f"{method_dir}` lists them.")
     return None, None
 
 
@@ -78,15 +98,20 @@ class RunCheckpointer(Checkpointer):
         super().__init__(cfg, logdir=logdir, frequency=cfg.checkpoint.frequency,
                          keep_prev=cfg.checkpoint.keep_prev)
         self.resumed = resumed
+        self.created: Optional[Path] = None  # the outermost folder this run created
 
     def initial_setup(self, trainer: Any) -> None:
         if self.resumed is None:
+            self.created = _first_missing(self.logdir)
             super().initial_setup(trainer)
+            self.created = self.created or self.path
         else:
             self.path = self.resumed.parent
             self.ckpt_placeholder = f"{self.cfg.name}-{self.path.name}" + "-ep={}.ckpt"
             self.last_ckpt = self.resumed  # replaced by the next save unless keep_prev
         if trainer.is_global_zero:
+            how = "new" if self.resumed is None else f"continued from {self.resumed.name}"
+            print(f"seed-solo: run folder {self.path} ({how})")
             os.makedirs(self.path, exist_ok=True)
             for leftover in temp_files(self.path):
                 leftover.unlink()
@@ -106,6 +131,47 @@ class RunCheckpointer(Checkpointer):
             os.remove(self.last_ckpt)
         self.last_ckpt = ckpt
 
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        """A run that fails before its first checkpoint leaves no folder behind: the folders it
+        created (the run folder, and ``checkpoint.dir`` if it made that too) are removed."""
+        if (trainer.is_global_zero and self.created is not None and self.created.is_dir()
+                and not checkpoints(self.path)):
+            shutil.rmtree(self.created, ignore_errors=True)
+            print(f"seed-solo: removed {self.created}: the run failed before its first "
+                  "checkpoint.")
+
+
+def _first_missing(folder: Path) -> Optional[Path]:
+    """The outermost of ``folder`` and its parents that does not exist yet (None: it exists)."""
+    missing = None
+    for path in [folder, *folder.parents]:
+        if path.exists():
+            break
+        missing = path
+    return missing
+
+
+def epochs_done(ckpt: Path) -> int:
+    """How many epochs a run had finished when it wrote ``ckpt`` (``...-ep=E.ckpt``: E + 1)."""
+    return checkpoint_epoch(ckpt) + 1
+
+
+def run_complete(cfg: DictConfig, ckpt: Optional[Union[str, Path]]) -> bool:
+    """True when the run resumed from ``ckpt`` has already trained ``max_epochs`` epochs."""
+    return ckpt is not None and epochs_done(Path(ckpt)) >= int(cfg.max_epochs)
+
+
+def resume_message(cfg: DictConfig, ckpt: Path) -> str:
+    """What a run resumed from ``ckpt`` says: resuming, or already complete and how to go on."""
+    done, total = epochs_done(ckpt), int(cfg.max_epochs)
+    if done < total:
+        return (f"Resuming from {ckpt}, a previous run with the same settings "
+                f"({done} of {total} epochs done).")
+    return (f"seed-solo: {ckpt.parent} is already complete (epoch {done} of {total}), "
+            f"nothing to train; its checkpoint is {ckpt}. To train a fresh run with the same "
+            "settings add auto_resume.enabled=False (seed-solo distill: --fresh); to train "
+            "on, raise max_epochs.")
+
 
 def resume_point(cfg: DictConfig, method_dir: Path) -> Optional[Path]:
     """The checkpoint this run continues: ``resume_from_checkpoint`` (checked against this
@@ -115,11 +181,13 @@ def resume_point(cfg: DictConfig, method_dir: Path) -> Optional[Path]:
         ckpt = find_checkpoint(explicit)
         check_explicit_resume(cfg, ckpt)
         del cfg.resume_from_checkpoint
+        if run_complete(cfg, ckpt):
+            print(resume_message(cfg, ckpt))
         return ckpt
     if cfg.auto_resume.enabled:
         ckpt, _ = find_resume(cfg, method_dir)
         if ckpt is not None:
-            print(f"Resuming from {ckpt}, a previous run with the same settings.")
+            print(resume_message(cfg, ckpt))
         return ckpt
     return None
 
@@ -138,4 +206,14 @@ def checkpoint_and_resume(cfg: DictConfig, subdir: str) -> Tuple[List[Any], Opti
         callbacks.append(checkpointer)
     callbacks.append(MetricsHistory(checkpointer, cfg.get("metrics_dir")))
     callbacks.append(ResumedSchedule())  # the lr schedule of this run, not the checkpoint's
+    callbacks.append(EpochProgress())
     return callbacks, (str(ckpt_path) if ckpt_path is not None else None)
+
+
+def run_folder(callbacks: List[Any], ckpt_path: Optional[str] = None) -> Optional[Path]:
+    """The folder of the run ``callbacks`` checkpointed into (once training started), else
+    that of the checkpoint it resumed from."""
+    for callback in callbacks:
+        if isinstance(callback, RunCheckpointer) and getattr(callback, "path", None):
+            return Path(callback.path)
+    return Path(ckpt_path).parent if ckpt_path else None

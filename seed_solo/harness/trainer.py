@@ -19,6 +19,8 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.strategies.ddp import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from seed_solo.runs.folders import METRICS_FILE
+
 
 class MetricsHistory(Callback):
     """Lightning callback that appends the epoch's logged metrics to ``metrics.jsonl``.
@@ -44,7 +46,7 @@ class MetricsHistory(Callback):
             elif isinstance(value, (int, float)):
                 row[key] = float(value)
         os.makedirs(folder, exist_ok=True)
-        with open(Path(folder) / "metrics.jsonl", "a") as f:
+        with open(Path(folder) / METRICS_FILE, "a") as f:
             f.write(json.dumps(row) + "\n")
 
 

@@ -9,6 +9,10 @@ dinov2        flat: ``cls_token``, ``pos_embed``, ``mask_token``,         CLS (3
               ``mlp.w12``/``w3`` (ViT-g)                                  ``cls+mean`` (2x)
 dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as dinov2 (384/768/
               ``rope_embed.periods``, ``attn.qkv.bias_mask``              1024)
+timm-dinov2   a timm DINOv2's ``state_dict()``: ``ls1.gamma``, no         as dinov2
+              ``mask_token``, ``reg_token`` (reg4)
+timm-dinov3   a timm DINOv3's ``state_dict()`` (Eva): ``reg_token``,       as dinov3
+              ``gamma_1``, no ``pos_embed``
 dino-vit      flat timm-style ViT keys, no ``mask_token``                 CLS (384/768)
 mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
               ``predictor.*`` dropped), ``base_encoder.head.{0..7}``      MLP -> 256
@@ -36,6 +40,8 @@ from seed_solo.teachers.vit import (
     dinov2,
     dinov3,
     mocov3_vit,
+    timm_dinov2,
+    timm_dinov3,
 )
 
 
@@ -71,6 +77,15 @@ META_FORMATS: Dict[str, MetaLayout] = {
                   "pooled", "DINOv3 ConvNeXt (Meta's ConvNeXt keys): pooled, normed features"),
         MetaLayout("dinov2", dinov2, lambda k: "mask_token" in k and "pos_embed" in k, "", "cls",
                   "DINOv2 ViT (+ register_tokens): backbone only"),
+        # timm's layouts: a DINOv2 without ls1.gamma is DINO's, hence detected before dino-vit
+        MetaLayout("timm-dinov2", timm_dinov2,
+                   lambda k: {"cls_token", "pos_embed", "blocks.0.ls1.gamma"} <= k
+                   and "mask_token" not in k, "", "cls",
+                   "DINOv2 ViT saved from timm (timm's keys): backbone only"),
+        MetaLayout("timm-dinov3", timm_dinov3,
+                   lambda k: {"cls_token", "reg_token", "blocks.0.gamma_1"} <= k
+                   and "pos_embed" not in k, "", "cls",
+                   "DINOv3 ViT saved from timm (timm's Eva keys): backbone only"),
         MetaLayout("dino-vit", dino_vit,
                   lambda k: "cls_token" in k and "pos_embed" in k and "mask_token" not in k,
                   "", "cls", "DINO ViT (timm-style keys): backbone only"),

@@ -27,6 +27,7 @@ from timm.models import eva, vision_transformer
 from torch import Tensor, nn
 
 from seed_solo.runs.checkpoint_files import StateDict
+from seed_solo.teachers.frozen import check_patch_multiple
 
 EMBEDDINGS = ("cls", "mean", "cls+mean")
 
@@ -53,12 +54,8 @@ class TokenEmbedder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         patch = self.backbone.patch_embed.patch_size
-        if x.shape[-2] % patch[0] or x.shape[-1] % patch[1]:
-            raise ValueError(
-                f"crop {tuple(x.shape[-2:])} px is not a multiple of the ViT teacher's "
-                f"{patch[0]} px patches; set the crop sizes to multiples of {patch[0]} "
-                f"(e.g. {patch[0] * 16} = 16 x {patch[0]})."
-            )
+        for side, key in ((x.shape[-2], "crop height"), (x.shape[-1], "crop width")):
+            check_patch_multiple(side, patch[0], key)
         tokens = self.backbone.forward_features(x)  # B x (prefix + N) x D, final norm applied
         cls = tokens[:, 0]
         if self.embedding == "cls":
@@ -149,8 +146,41 @@ def dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     size = _size(width, "dinov2")
     model = _create(f"vit_{size}_patch14{reg}_dinov2", patch_size=patch, img_size=grid * patch,
                     depth=_depth(sd), dynamic_img_size=True)
-    model._pos_embed = types.MethodType(_dinov2_pos_embed, model)
+    with_dinov2_positions(model)
     return model, vision_transformer.checkpoint_filter_fn(dict(sd), model), {}
+
+
+def with_dinov2_positions(model: nn.Module) -> nn.Module:
+    """A timm DINOv2 ViT built with ``dynamic_img_size`` that resizes its position grid to each
+    input by DINOv2's own rule (:func:`dinov2_resample`) instead of timm's."""
+    model._pos_embed = types.MethodType(_dinov2_pos_embed, model)
+    return model
+
+
+# --- timm's own layouts of Meta's models: a ``state_dict()`` of timm's DINOv2 / DINOv3 --------
+
+def timm_dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    """``timm.create_model("vit_*_patch14[_reg4]_dinov2").state_dict()``: timm's keys (``ls1.
+    gamma``, ``reg_token``, no ``mask_token``), loaded as they are; DINOv2's grid rule."""
+    width = _width(sd, "cls_token", "timm-dinov2")
+    patch = _width(sd, "patch_embed.proj.weight", "timm-dinov2")
+    reg = "_reg4" if "reg_token" in sd else ""
+    # reg4 models fold the CLS slot of the grid into cls_token (timm's no_embed_class)
+    grid = _grid(sd["pos_embed"].shape[1] - (0 if reg else 1), "timm-dinov2")
+    model = _create(f"vit_{_size(width, 'timm-dinov2')}_patch14{reg}_dinov2", patch_size=patch,
+                    img_size=grid * patch, depth=_depth(sd), dynamic_img_size=True)
+    return with_dinov2_positions(model), dict(sd), {}
+
+
+def timm_dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    """``timm.create_model("vit_*_patch16_dinov3[_qkvb]").state_dict()``: timm's Eva keys
+    (``reg_token``, ``gamma_1``, ``q_bias``/``v_bias`` in the qkvb variant), loaded as they are."""
+    width = _width(sd, "cls_token", "timm-dinov3")
+    patch = _width(sd, "patch_embed.proj.weight", "timm-dinov3")
+    qkvb = "_qkvb" if "blocks.0.attn.q_bias" in sd else ""
+    model = _create(f"vit_{_size(width, 'timm-dinov3')}_patch16_dinov3{qkvb}", patch_size=patch,
+                    depth=_depth(sd))
+    return model, dict(sd), {}
 
 
 def dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:

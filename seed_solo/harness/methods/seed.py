@@ -21,6 +21,8 @@ from seed_solo.students.registry import unknown_student
 from seed_solo.teacher_cache.store import TeacherCache
 
 TEACHER_PREFIX = "teacher."
+#: what solo-learn's online classifier logs in training: meaningless without labels
+CLASS_METRICS = ("train_class_loss", "train_acc1", "train_acc5")
 
 
 class SEED(BaseMethod):
@@ -62,6 +64,10 @@ class SEED(BaseMethod):
         else:
             self.teacher = teacher_from_cfg(cfg)
             embed_dim, source = self.teacher.embed_dim, repr(str(kwargs.teacher))
+            for i, aug in enumerate(cfg.augmentations):  # now, not at the first step
+                self.teacher.check_crop(aug.crop_size, f"augmentations.{i}.crop_size")
+        # an unlabelled folder: no online classifier loss (it would be NaN) or accuracy
+        self.no_labels = bool(cfg.data.get("no_labels", False))
         if kwargs.proj_output_dim is None:
             kwargs.proj_output_dim = embed_dim
         elif int(kwargs.proj_output_dim) != embed_dim:
@@ -133,6 +139,23 @@ class SEED(BaseMethod):
         return super().learnable_params + [
             {"name": "projector", "params": self.projector.parameters()}
         ]
+
+    def base_training_step(self, X: Tensor, targets: Tensor) -> Dict[str, Any]:
+        """solo-learn's step of the online classifier; without labels only the forward (the
+        classifier's loss over no labelled sample would be NaN)."""
+        if not self.no_labels:
+            return super().base_training_step(X, targets)
+        out = self(X)
+        zero = out["feats"].new_zeros(())
+        out.update({"loss": zero, "acc1": zero, "acc5": zero})
+        return out
+
+    def log_dict(self, dictionary: Dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        """Lightning's, without the online classifier's metrics when there are no labels."""
+        if self.no_labels:
+            dictionary = {k: v for k, v in dictionary.items() if k not in CLASS_METRICS}
+        if dictionary:
+            super().log_dict(dictionary, *args, **kwargs)
 
     def forward(self, X: Tensor) -> Dict[str, Any]:
         out = super().forward(X)
