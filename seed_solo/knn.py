@@ -56,7 +56,7 @@ def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Modu
     return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m seed_solo.knn",
         description="Offline weighted kNN evaluation of a student's run folder (or of a teacher) "
@@ -97,7 +97,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--output_json", type=Path, default=None,
                    help="write the results (and the checkpoint evaluated) to this file")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def model_to_evaluate(args: argparse.Namespace) -> Tuple[nn.Module, DictConfig, str]:

@@ -89,7 +89,7 @@ def _flat(folder: Path) -> int:
 
 def _one_folder(folder: Path) -> Tuple[Tuple[str, ...], int]:
     """(classes, images) of a labelled folder, or ((), images) of a flat one."""
-    entries = list(folder.iterdir()) if folder.is_dir() else []
+    entries = sorted(folder.iterdir()) if folder.is_dir() else []
     dirs = [p for p in entries if p.is_dir()]
     loose = [p for p in entries if is_image(p)]
     if not entries or (not dirs and not loose):

@@ -70,10 +70,12 @@ def find_resume(cfg: DictConfig, method_dir: Path,
         passed.append((run_dir, "the same settings, but no checkpoint that opens"))
     if passed:
         folder, why = passed[0]
-        others = f"{len(passed)} other run folder{'s' if len(passed) > 1 else ''}"
-        log(f"seed-solo: starting a new run: {others} in {method_dir} hold other settings "
-            f"or no checkpoint (the latest, {folder.name}: {why}); `seed-solo runs "
-            f"{method_dir}` lists them.")
+        found = (f"the run folder in {method_dir} is another run ({folder.name}: {why})"
+                 if len(passed) == 1 else
+                 f"the {len(passed)} run folders in {method_dir} are other runs (the latest, "
+                 f"{folder.name}: {why})")
+        log(f"seed-solo: starting a new run: {found}; `seed-solo runs {method_dir}` lists "
+            "them.")
     return None, None
 
 
