@@ -32,8 +32,10 @@ from tests.support.solo import needs_solo
 ALL = [b for page in DOCS for b in blocks(page)]
 RUNNABLE_PAGES = sorted({b.page for b in ALL if b.not_run is None})
 NOT_RUN = [b for b in ALL if b.not_run is not None]
-#: the sizes every command of the docs runs at here (after the docs' own settings)
-SIZES = ["max_epochs=1", "optimizer.batch_size=8", "++enable_progress_bar=False"]
+#: the sizes every command of the docs runs at here (after the docs' own settings); no sanity
+#: validation pass, which only costs time here
+SIZES = ["max_epochs=1", "optimizer.batch_size=8", "++enable_progress_bar=False",
+         "++num_sanity_val_steps=0"]
 #: the scripts' CPU settings: DALI's CPU operators where a config reads with DALI
 ON_CPU = ["dali.device=cpu", "data.num_workers=1"] + [
     o for o in CPU if not o.startswith(("data.format", "data.num_workers", "+enable_progress"))]
@@ -48,6 +50,7 @@ def variables(root: Path) -> Dict[str, str]:
         "DOCS_HYDRA": " ".join([*ON_CPU, *SIZES, "augmentations.0.crop_size=28",
                                 "method_kwargs.queue_size=64"]),
         "DOCS_LINEAR": " ".join([*ON_CPU, *SIZES, "++data.augmentations.crop_size=28"]),
+        "DOCS_FOLDERS": "data.format=image_folder data.num_workers=0",
         "DOCS_KNN": "--dataset custom --num_workers 0 --batch_size 16",
         "DOCS_JOURNEY": "--crop 28 --batch-size 8 method_kwargs.queue_size=64",
         "DOCS_JOURNEY_LINEAR": "--batch-size 8",
@@ -77,7 +80,7 @@ def inputs(tmp_path_factory) -> Dict[str, str]:
         [sys.executable, "-m", "seed_solo.distill", "--config-path", "configs/distill/imagenet",
          "--config-name", "seed_mbv3", f"data.train_path={data}/train",
          f"data.val_path={data}/val", f"method_kwargs.teacher={root / 'teacher.pth'}",
-         *env["DOCS_HYDRA"].split()],
+         *env["DOCS_HYDRA"].split(), *env["DOCS_FOLDERS"].split()],
         cwd=first, env=environment(**env), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     env["FIRST_RUNS"] = str(first / "trained_models")

@@ -134,13 +134,23 @@ class RunCheckpointer(Checkpointer):
         self.last_ckpt = ckpt
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-        """A run that fails before its first checkpoint leaves no folder behind: the folders it
-        created (the run folder, and ``checkpoint.dir`` if it made that too) are removed."""
-        if (trainer.is_global_zero and self.created is not None and self.created.is_dir()
-                and not checkpoints(self.path)):
-            shutil.rmtree(self.created, ignore_errors=True)
-            print(f"seed-solo: removed {self.created}: the run failed before its first "
-                  "checkpoint.")
+        """A run that fails before its first checkpoint leaves no folder behind: its run folder
+        is removed, and the folders above it that it created (``checkpoint.dir``...) when
+        nothing else is in them."""
+        if (not trainer.is_global_zero or self.created is None or not self.path.is_dir()
+                or checkpoints(self.path)):
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        removed = self.path
+        for parent in self.path.parents:
+            if not parent.resolve().is_relative_to(self.created.resolve()):
+                break  # above what this run created
+            try:
+                parent.rmdir()  # only when empty: another run may have started in it
+            except OSError:
+                break
+            removed = parent
+        print(f"seed-solo: removed {removed}: the run failed before its first checkpoint.")
 
 
 def _first_missing(folder: Path) -> Optional[Path]:

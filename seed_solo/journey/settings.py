@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -58,20 +59,30 @@ def run_name(student: str) -> str:
     return "seed-" + "".join(c if c.isalnum() or c in "_." else "-" for c in student)
 
 
+def objective_registry() -> Optional[ModuleType]:
+    """The objectives' registry (``seed_solo.core.objectives.registry``: ``OBJECTIVES`` and
+    ``overrides(name)``) where this build has one, else None: SEED's loss alone. The one place
+    the journey looks objectives up."""
+    try:  # the registry of objectives beside SEED's is a later addition to the core
+        return importlib.import_module("seed_solo.core.objectives.registry")
+    except ModuleNotFoundError:
+        return None
+
+
 def objectives() -> Tuple[str, ...]:
-    """The names ``--objective`` accepts: those of the objectives' registry
-    (``seed_solo.core.objectives.OBJECTIVES``) where one exists, else SEED's alone. The one
-    place the journey looks objectives up."""
-    registry = getattr(importlib.import_module("seed_solo.core.objectives"), "OBJECTIVES", None)
-    return tuple(registry) if registry else (SEED_OBJECTIVE,)
+    """The names ``--objective`` accepts."""
+    registry = objective_registry()
+    return tuple(registry.OBJECTIVES) if registry else (SEED_OBJECTIVE,)
 
 
 def objective_overrides(name: str) -> List[str]:
-    """The overrides that train with objective ``name``; an unknown name names the known ones."""
+    """The overrides that train with objective ``name`` (the registry's, where there is one);
+    an unknown name names the known ones."""
     known = objectives()
     if name not in known:
         raise ConfigError(unknown_name("objective", name, known))
-    return [] if name == SEED_OBJECTIVE else [f"+method_kwargs.objective={name}"]
+    registry = objective_registry()
+    return list(registry.overrides(name)) if registry else []
 
 
 @dataclass(frozen=True)

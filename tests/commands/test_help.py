@@ -11,15 +11,12 @@ from tests.support.commands import run
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("module, usage", [
-    ("seed_solo.knn", "usage: python -m seed_solo.knn"),
-    ("seed_solo.distill", "usage: python -m seed_solo.distill"),
-    ("seed_solo.cli", "usage: seed-solo"),
-])
-def test_help_starts_without_third_party_warnings(module, usage):
-    # PYTHONWARNINGS=default: every warning would show (the tests' environment ignores them)
-    proc = run([sys.executable, "-m", module, "--help"], env={"PYTHONWARNINGS": "default"})
-    assert proc.stdout.startswith(usage)
+def test_knn_help_starts_without_third_party_warnings():
+    # PYTHONWARNINGS=default: every warning would show (the tests' environment ignores them);
+    # the knn command imports solo-learn, timm and torchmetrics, as distill and linear do
+    proc = run([sys.executable, "-m", "seed_solo.knn", "--help"],
+               env={"PYTHONWARNINGS": "default"})
+    assert proc.stdout.startswith("usage: python -m seed_solo.knn")
     assert "Warning" not in proc.stderr, proc.stderr[:2000]
 
 

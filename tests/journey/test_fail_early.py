@@ -115,3 +115,12 @@ def test_a_run_that_fails_before_its_first_checkpoint_removes_its_folder(inputs,
     assert "seed-solo: run folder" in printed  # it had been created...
     assert f"seed-solo: removed {out}: the run failed before its first checkpoint." in printed
     assert not out.exists()  # ...and nothing is left
+
+
+def test_an_unknown_objective_names_the_known_ones(inputs, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code, errors, _ = distill(capsys, inputs["flat"], inputs["teacher"], out,
+                              "--objective", "no-such-objective")
+    assert code == 2 and len(errors) == 1
+    assert errors[0].startswith("error: unknown objective 'no-such-objective'; known: ")
+    assert "seed" in errors[0] and not out.exists()

@@ -54,6 +54,9 @@ SUBSTITUTIONS: List[Tuple[str, str]] = [
     append(r"scripts/(?:distill|cache)/\S+\.sh|-m seed_solo\.(?:distill|cache)\b", " $DOCS_HYDRA"),
     append(r"scripts/linear/\S+\.sh\b|-m seed_solo\.linear\b", " $DOCS_LINEAR"),
     append(r"scripts/knn/\S+\.sh\b", " $DOCS_KNN"),
+    # DALI only where a block asks for it (docs/dali.md); elsewhere torchvision's folder reader
+    append(r"^(?!.*dali\.device=).*(?:scripts/(?:distill|linear|cache)/|-m seed_solo\.(?:distill"
+           r"|linear|cache)\b)", " $DOCS_FOLDERS"),
 ]
 
 
