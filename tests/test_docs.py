@@ -105,11 +105,15 @@ def run_page(page: Path, folder: Path, inputs: Dict[str, str]) -> subprocess.Com
 
 
 @pytest.fixture(scope="module")
-def pages(inputs, tmp_path_factory) -> Dict[Path, subprocess.CompletedProcess]:
-    """Every page's blocks, two pages at a time (each page's blocks in order)."""
+def pages(inputs, tmp_path_factory, request) -> Dict[Path, subprocess.CompletedProcess]:
+    """The blocks of every page this session runs (``-k`` may pick some), two pages at a time,
+    each page's blocks in order."""
+    chosen = [page for page in RUNNABLE_PAGES if any(
+        getattr(item, "callspec", None) and item.callspec.params.get("page") == page
+        for item in request.session.items)]
     with ThreadPoolExecutor(max_workers=2) as lanes:
         runs = {page: lanes.submit(run_page, page, tmp_path_factory.mktemp(page.stem), inputs)
-                for page in RUNNABLE_PAGES}
+                for page in chosen}
         return {page: run.result() for page, run in runs.items()}
 
 
