@@ -151,7 +151,9 @@ def test_substitutions_turn_a_pasted_command_into_a_tiny_cpu_one():
               "scripts/distill/imagenet/seed_mbv3.sh \\\n    max_epochs=200   # the paper's")
     assert substituted(pasted) == (
         "DATA_DIR=$DOCS_DATA TEACHER=$DOCS_TEACHER bash scripts/distill/imagenet/seed_mbv3.sh "
-        "max_epochs=1 $DOCS_HYDRA   # the paper's")
+        "max_epochs=1 $DOCS_HYDRA $DOCS_FOLDERS   # the paper's")
+    assert substituted("bash scripts/distill/imagenet/seed_r18.sh dali.device=cpu") == (
+        "bash scripts/distill/imagenet/seed_r18.sh dali.device=cpu $DOCS_HYDRA")  # DALI kept
     assert substituted("seed-solo distill path/to/images --teacher dinov2-vits14 --epochs 100") \
         == "python -m seed_solo.cli distill $DOCS_IMAGES --teacher dinov2-vits14 --epochs 1 " \
            "$DOCS_JOURNEY"
