@@ -103,7 +103,8 @@ class Machine:
     def describe(self) -> str:
         where = (f"{self.devices} GPU{'s' if self.devices > 1 else ''}"
                  if self.accelerator == "gpu" else "the CPU")
-        return f"{where}, precision {self.precision}, {self.workers} loader workers"
+        workers = f"{self.workers} loader worker{'' if self.workers == 1 else 's'}"
+        return f"{where}, precision {self.precision}, {workers}"
 
 
 def this_machine() -> Machine:

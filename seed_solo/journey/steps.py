@@ -120,6 +120,10 @@ def distill(data: PathLike, teacher: str, student: str = "resnet18",
     return result
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def start_lines(cfg: DictConfig, shape: ImageFolderShape, machine: pick.Machine,
                 objective: str, config: str, overrides: Sequence[str]) -> str:
     """What the run is about to do, with every setting the journey chose."""
@@ -132,8 +136,8 @@ def start_lines(cfg: DictConfig, shape: ImageFolderShape, machine: pick.Machine,
         ("student", f"{cfg.backbone.name}"),
         ("objective", objective),
         ("machine", machine.describe()),
-        ("training", f"{cfg.max_epochs} epochs, batch {cfg.optimizer.batch_size} per device, "
-                     f"crops {crops}, queue K = {kwargs.queue_size}"),
+        ("training", f"{plural(cfg.max_epochs, 'epoch')}, batch {cfg.optimizer.batch_size} "
+                     f"per device, crops {crops}, queue K = {kwargs.queue_size}"),
         ("evaluation", skipped),
         ("runs", f"{Path(cfg.checkpoint.dir) / cfg.method}/<run>/"
                  + (" (a rerun of the same settings resumes its run)"
@@ -216,8 +220,8 @@ def linear(run: PathLike, data: PathLike, *, epochs: Optional[int] = None,
              f"+output_json={pick.quoted(run_dir / 'linear.json')}", pick.progress_bar()]
     picks += [f"max_epochs={epochs}"] if epochs else []
     cfg = compose_config(pick.config_dir("linear"), config, pick.merged(picks, overrides))
-    log(f"seed-solo linear: {cfg.max_epochs} epochs on {shape.describe()}, crop {crop} px, "
-        f"{machine.describe()}")
+    log(f"seed-solo linear: {plural(cfg.max_epochs, 'epoch')} on {shape.describe()}, crop "
+        f"{crop} px, {machine.describe()}")
     result = linear_command.run(cfg)
     log(f"seed-solo linear: top-1 {result.get('val_acc1', float('nan')):.2f}; run folder "
         f"{result['run_folder']}; results {run_dir / 'linear.json'}")

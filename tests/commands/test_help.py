@@ -60,3 +60,16 @@ def test_third_party_import_warnings_are_quiet_and_ours_are_not():
         warn("our own warning", UserWarning, "seed_solo.harness.methods.seed")
         warn("another timm warning", UserWarning, "timm.models._builder")
     assert [str(w.message) for w in seen] == ["our own warning", "another timm warning"]
+
+
+def test_solo_learns_resume_warning_is_dropped_and_other_log_lines_are_not(caplog):
+    import logging
+
+    from seed_solo.harness.quiet_imports import quiet_third_party_warnings
+
+    quiet_third_party_warnings()
+    with caplog.at_level(logging.WARNING):
+        logging.warning("Using scheduler_interval=step might generate issues when resuming a "
+                        "checkpoint.")
+        logging.warning("another line")
+    assert [r.getMessage() for r in caplog.records] == ["another line"]

@@ -51,7 +51,7 @@ def test_one_command_from_a_flat_folder_to_an_onnx_student(journey):
     assert "evaluation online kNN and the online linear probe are skipped: the images have no " \
            "labels" in out
     assert "machine    the CPU, precision 32" in out
-    assert "training   1 epochs, batch 20 per device, crops 28 px x1, queue K = 64" in out
+    assert "training   1 epoch, batch 20 per device, crops 28 px x1, queue K = 64" in out
     (folder,) = run_folders(root)
     assert f"seed-solo: run folder {folder} (new)" in out
     assert re.search(r"seed-solo: epoch 1/1 in \d+ s; train_seed_loss [\d.e-]+; done", out)
