@@ -5,8 +5,9 @@
 #   make test ARGS="-k queue"   extra arguments go to pytest (or to the demo, for make demo)
 #   make setup             only the set-up (scripts/setup.sh; seconds when nothing is missing)
 #   make leaderboard       every objective vs. SSL alone, 3 seeds (docs/objectives.md; QUICK=1)
-# The environment: the active virtualenv or conda env, else .venv in this checkout, which the
-# set-up creates (the rule is in scripts/env.sh). See scripts/setup.sh for SEED_SOLO_WHEELHOUSE
+# The environment: the active virtualenv or conda env (this checkout is then installed into it,
+# editable; the set-up says so), else .venv in this checkout, which the set-up creates (the
+# rule is in scripts/env.sh). See scripts/setup.sh for SEED_SOLO_WHEELHOUSE
 # (where solo-learn 1.0.6's wheel is) and FASHION_MNIST_DIR (the demo's data).
 
 SHELL := /bin/bash

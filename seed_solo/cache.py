@@ -10,6 +10,11 @@ Then train with the same command plus ``+method_kwargs.teacher_cache=PATH``
 
 from __future__ import annotations
 
+# first: third-party import warnings off before solo-learn, timm and torchmetrics load
+from seed_solo.harness import quiet_imports  # noqa: F401
+
+# isort: split
+
 from seed_solo.harness.cache_pass import run
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.registration import register

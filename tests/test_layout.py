@@ -31,6 +31,8 @@ LAYERS: List[Set[str]] = [
     # the commands users call; each its own unit: no command imports another
     {"seed_solo.distill", "seed_solo.linear", "seed_solo.knn", "seed_solo.cache",
      "seed_solo.export"},
+    # the journey: the commands in one call per step, with the settings picked
+    {"seed_solo.journey"},
     # the commands that drive other commands
     {"seed_solo.cli", "seed_solo.demo", "seed_solo.sweep"},
 ]

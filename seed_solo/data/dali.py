@@ -37,8 +37,8 @@ def solo_dali():
 
 
 def check_device(cfg: DictConfig, cuda_available: bool) -> None:
-    """Refuse ``data.format=dali`` without DALI installed, and ``dali.device=gpu`` where no CUDA
-    GPU will run it; ``cpu`` runs anywhere."""
+    """Refuse ``data.format=dali`` without DALI installed, ``dali.device=gpu`` where no CUDA
+    GPU will run it (``cpu`` runs anywhere), and fewer than 1 worker thread."""
     solo_dali()
     device = (cfg.get("dali") or {}).get("device", "gpu")
     if device not in ("cpu", "gpu"):
@@ -49,6 +49,13 @@ def check_device(cfg: DictConfig, cuda_available: bool) -> None:
         raise ConfigError(
             "dali.device=gpu needs a CUDA GPU and accelerator=gpu; on a CPU set dali.device=cpu "
             "(DALI's CPU operators) or data.format=image_folder."
+        )
+    workers = int((cfg.get("data") or {}).get("num_workers", 1))
+    if workers < 1:
+        raise ConfigError(
+            f"data.num_workers={workers}: DALI reads and augments images in data.num_workers "
+            "threads and needs at least 1; set data.num_workers=2 (or more), or use "
+            "data.format=image_folder."
         )
 
 

@@ -22,8 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from seed_solo.core.errors import ConfigError
 from seed_solo.runs.atomic import atomic_path, unwritable
-
-METRICS_FILE = "metrics.jsonl"
+from seed_solo.runs.folders import METRICS_FILE
 
 
 class MetricsHistory(Callback):

@@ -48,6 +48,17 @@ class TrainingData:
                 trainer.fit(model, self.train_loader, self.val_loader, ckpt_path=ckpt_path)
 
 
+def say_skipped_evaluations(cfg: DictConfig) -> None:
+    """One line naming what a run without labelled validation images does not evaluate, and
+    why, so that absent metrics are not mistaken for a fault."""
+    why = ("the training images have no labels (data.no_labels)" if cfg.data.no_labels
+           else "there is no labelled validation folder (data.val_path is unset)")
+    train = "" if not cfg.data.no_labels else (
+        "; the online classifier's training loss and accuracy are not logged either")
+    print(f"seed-solo: {why}: online kNN and the online classifier's validation accuracy are "
+          f"skipped{train}. Evaluate the student afterwards on a labelled folder (kNN, linear).")
+
+
 def training_data(cfg: DictConfig) -> TrainingData:
     """The training data of the parsed distill config ``cfg``. A teacher cache is opened and
     checked against the run first, so a cache made for another run is refused before any
@@ -62,6 +73,8 @@ def training_data(cfg: DictConfig) -> TrainingData:
     if cfg.debug_augmentations:
         print("Transforms:", transform)
     val_loader = online_val_loader(cfg)
+    if val_loader is None:
+        say_skipped_evaluations(cfg)
     if dali:
         datamodule = pretrain_datamodule(cfg, transform)
         datamodule.val_dataloader = lambda: val_loader

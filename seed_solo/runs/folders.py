@@ -17,6 +17,9 @@ from seed_solo.core.errors import MissingFileError
 from seed_solo.runs.checkpoint_files import check_readable, read_checkpoint
 
 ARGS_FILE = "args.json"
+#: one JSON object per trained epoch: every logged metric (:class:`seed_solo.harness.trainer.
+#: MetricsHistory` writes it)
+METRICS_FILE = "metrics.jsonl"
 #: what a checkpoint must hold to resume training from it (the keys Lightning's restore reads)
 TRAINING_STATE = ("state_dict", "epoch", "global_step", "pytorch-lightning_version", "loops",
                   "optimizer_states")
@@ -108,6 +111,19 @@ def read_args(path: Union[str, Path]) -> Dict[str, Any]:
         )
     with open(args_path) as f:
         return json.load(f)
+
+
+def read_metrics(folder: Union[str, Path]) -> List[Dict[str, Any]]:
+    """The rows of a run folder's :data:`METRICS_FILE`, oldest first (none: an empty list); a
+    line cut off by a kill is left out."""
+    path = Path(folder) / METRICS_FILE
+    rows = []
+    for line in (path.read_text().splitlines() if path.is_file() else []):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def run_dirs(method_dir: Union[str, Path]) -> List[Path]:

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.teachers.spatial import embed_and_map, has_maps
+from seed_solo.teachers.vit import check_patch_multiple
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -30,6 +31,16 @@ def normalize_precision(precision: Union[str, int, None], device_type: str = "cp
             f"teacher_precision must be one of 32, bf16, 16 or auto, got {precision!r}."
         )
     return key
+
+
+def patch_size(model: nn.Module) -> Optional[int]:
+    """The side in pixels of the patches a ViT-like ``model`` cuts its input into (its first
+    patch embedding's: timm's ``PatchEmbed``), None for a network without patches."""
+    for module in model.modules():
+        patch = getattr(module, "patch_size", None)
+        if patch is not None and hasattr(module, "proj"):
+            return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+    return None
 
 
 class FrozenTeacher(nn.Module):
@@ -80,6 +91,11 @@ class FrozenTeacher(nn.Module):
     def train(self, mode: bool = True) -> FrozenTeacher:
         """Stays in eval mode whatever ``mode`` says."""
         return super().train(False)
+
+    def check_crop(self, size: int, key: str = "the crop") -> None:
+        """Refuse, before any training, a crop of ``size`` px the teacher cannot embed (a ViT's
+        must be a multiple of its patch); ``key`` names the setting in the message."""
+        check_patch_multiple(int(size), patch_size(self.model), key)
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, embed_dim={self.embed_dim}, precision={self.precision!r}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Tuple, Union
 
+import timm
 from torch import nn
 
 from seed_solo.core.errors import CheckpointError, ConfigError, MissingFileError
@@ -20,12 +21,18 @@ from seed_solo.teachers.meta_layouts import META_FORMATS
 from seed_solo.teachers.packaged import PREFIX as PACKAGE_PREFIX
 from seed_solo.teachers.packaged import build_packaged
 from seed_solo.teachers.solo_ckpt import load_solo
+from seed_solo.teachers.vit import with_dinov2_positions
 from seed_solo.teachers.zoo import registry as zoo_registry
 
 #: options ``load_teacher`` understands besides its named arguments (``cache_dir``: the former
 #: name of ``download_dir``)
 OPTIONS = ("head", "zoo_file", "download_dir", "cache_dir", "checksum", "input_norm",
            "embedding")
+
+
+#: timm's modules whose ViTs take ``dynamic_img_size``: their position grid (DINOv3: RoPE)
+#: follows the input, so a ``timm:`` ViT teacher runs at any crop that is a multiple of its patch
+VIT_MODULES = ("vision_transformer", "eva")
 
 
 def is_solo_checkpoint(path: Path) -> bool:
@@ -42,7 +49,12 @@ def library_teacher(spec: str, sd: StateDict | None = None):
     if lib == "torchvision":
         model, dim = torchvision_model(name, sd)
         return Embedder(model), dim, None
-    model, dim, pre = timm_model(name, sd)
+    if timm.models.is_model_in_modules(name, VIT_MODULES):  # a ViT: at any crop size
+        model, dim, pre = timm_model(name, sd, dynamic_img_size=True)
+        if name.split(".")[0].endswith("_dinov2"):  # the publisher's rule for the grid
+            with_dinov2_positions(model)
+    else:
+        model, dim, pre = timm_model(name, sd)
     return Embedder(model), dim, pre
 
 

@@ -9,6 +9,10 @@ dinov2        flat: ``cls_token``, ``pos_embed``, ``mask_token``,         CLS (3
               ``mlp.w12``/``w3`` (ViT-g)                                  ``cls+mean`` (2x)
 dinov3        flat: ``cls_token``, ``storage_tokens``, ``mask_token``,    as dinov2 (384/768/
               ``rope_embed.periods``, ``attn.qkv.bias_mask``              1024)
+timm-dinov2   a timm DINOv2's ``state_dict()``: ``ls1.gamma``, no         as dinov2
+              ``mask_token``, ``reg_token`` (reg4)
+timm-dinov3   a timm DINOv3's ``state_dict()`` (Eva): ``reg_token``,       as dinov3
+              ``gamma_1``, no ``pos_embed``
 dino-vit      flat timm-style ViT keys, no ``mask_token``, no layer       CLS (384/768)
               scale
 mocov3-vit    ``base_encoder.*`` (``momentum_encoder.*``,                 head(CLS): 3-layer
@@ -40,6 +44,8 @@ from seed_solo.teachers.vit import (
     dinov3,
     mocov3_head,
     mocov3_vit,
+    timm_dinov2,
+    timm_dinov3,
 )
 
 
@@ -80,6 +86,17 @@ META_FORMATS: Dict[str, MetaLayout] = {
                    "DINOv3 ViT (storage_tokens, RoPE): backbone only"),
         MetaLayout("convnext", convnext, lambda k: "downsample_layers.0.0.weight" in k, "",
                   "pooled", "DINOv3 ConvNeXt (Meta's ConvNeXt keys): pooled, normed features"),
+        # timm's own files of Meta's models first. A DINOv2 file of timm's keys is Meta's
+        # without mask_token, which no forward uses: the same network, loaded as timm's. Meta
+        # names a register model's registers register_tokens, timm reg_token.
+        MetaLayout("timm-dinov2", timm_dinov2,
+                   lambda k: {"cls_token", "pos_embed", "blocks.0.ls1.gamma"} <= k
+                   and not {"mask_token", "register_tokens"} & k, "", "cls",
+                   "DINOv2 ViT saved from timm (timm's keys): backbone only"),
+        MetaLayout("timm-dinov3", timm_dinov3,
+                   lambda k: {"cls_token", "reg_token", "blocks.0.gamma_1"} <= k
+                   and "pos_embed" not in k, "", "cls",
+                   "DINOv3 ViT saved from timm (timm's Eva keys): backbone only"),
         # DINOv2's blocks have layer scales (ls1.gamma), DINO's none: a key missing elsewhere
         # still finds its layout, whose build names it
         MetaLayout("dinov2", dinov2, lambda k: "mask_token" in k and "pos_embed" in k

@@ -30,7 +30,7 @@ import math
 import re
 import types
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple
 
 import timm
 import torch
@@ -45,6 +45,18 @@ EMBEDDINGS = ("cls", "mean", "cls+mean")
 
 #: ViT width -> timm size name (the published S/B/L/g sizes)
 _SIZES = {384: "small", 768: "base", 1024: "large", 1536: "giant"}
+
+
+def check_patch_multiple(size: int, patch: Optional[int], key: str = "the crop") -> None:
+    """Refuse an input side ``size`` that a ViT with ``patch`` px patches cannot cut up whole,
+    naming the setting ``key`` and the nearest sizes that work."""
+    if patch is None or size % patch == 0:
+        return
+    below, above = max(patch, size // patch * patch), (size // patch + 1) * patch
+    raise ConfigError(
+        f"{key}={size} px is not a multiple of the ViT teacher's {patch} px patches; set it "
+        f"to a multiple of {patch}, e.g. {below} or {above} ({above // patch} x {patch})."
+    )
 
 
 class TokenEmbedder(nn.Module):
@@ -67,12 +79,8 @@ class TokenEmbedder(nn.Module):
     def tokens(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> the backbone's (B, prefix + N, D) tokens, final norm applied."""
         patch = self.backbone.patch_embed.patch_size
-        if x.shape[-2] % patch[0] or x.shape[-1] % patch[1]:
-            raise ConfigError(
-                f"crop {tuple(x.shape[-2:])} px is not a multiple of the ViT teacher's "
-                f"{patch[0]} px patches; set the crop sizes to multiples of {patch[0]} "
-                f"(e.g. {patch[0] * 16} = 16 x {patch[0]})."
-            )
+        for side, key in ((x.shape[-2], "crop height"), (x.shape[-1], "crop width")):
+            check_patch_multiple(side, patch[0], key)
         return self.backbone.forward_features(x)
 
     def embed(self, tokens: Tensor) -> Tensor:
@@ -243,6 +251,39 @@ def dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
                     depth=_depth(sd), dynamic_img_size=True)
     with_positions(model, SIZE_RULE if reg else OFFSET_RULE)
     return model, vision_transformer.checkpoint_filter_fn(dict(sd), model), {}
+
+
+def with_dinov2_positions(model: nn.Module) -> nn.Module:
+    """A timm DINOv2 ViT built with ``dynamic_img_size`` whose position grid follows DINOv2's
+    own rule for its kind: :data:`SIZE_RULE` with registers, :data:`OFFSET_RULE` without."""
+    registers = getattr(model, "reg_token", None) is not None
+    return with_positions(model, SIZE_RULE if registers else OFFSET_RULE)
+
+
+# --- timm's own layouts of Meta's models: a ``state_dict()`` of timm's DINOv2 / DINOv3 --------
+
+def timm_dinov2(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    """``timm.create_model("vit_*_patch14[_reg4]_dinov2").state_dict()``: timm's keys (``ls1.
+    gamma``, ``reg_token``, no ``mask_token``), loaded as they are; DINOv2's grid rule."""
+    width = _width(sd, "cls_token", "timm-dinov2")
+    patch = _width(sd, "patch_embed.proj.weight", "timm-dinov2")
+    reg = "_reg4" if "reg_token" in sd else ""
+    # reg4 models fold the CLS slot of the grid into cls_token (timm's no_embed_class)
+    grid = _grid(sd["pos_embed"].shape[1] - (0 if reg else 1), "timm-dinov2")
+    model = _create(f"vit_{_size(width, 'timm-dinov2')}_patch14{reg}_dinov2", patch_size=patch,
+                    img_size=grid * patch, depth=_depth(sd), dynamic_img_size=True)
+    return with_dinov2_positions(model), dict(sd), {}
+
+
+def timm_dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
+    """``timm.create_model("vit_*_patch16_dinov3[_qkvb]").state_dict()``: timm's Eva keys
+    (``reg_token``, ``gamma_1``, ``q_bias``/``v_bias`` in the qkvb variant), loaded as they are."""
+    width = _width(sd, "cls_token", "timm-dinov3")
+    patch = _width(sd, "patch_embed.proj.weight", "timm-dinov3")
+    qkvb = "_qkvb" if "blocks.0.attn.q_bias" in sd else ""
+    model = _create(f"vit_{_size(width, 'timm-dinov3')}_patch16_dinov3{qkvb}", patch_size=patch,
+                    depth=_depth(sd))
+    return model, dict(sd), {}
 
 
 def dinov3(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:

@@ -106,8 +106,10 @@ FILES = _files()
 #: DINOv2 file without registers is the published model without registers (a zoo name of a
 #: register model is checked: test_a_register_model_of_the_zoo_without_registers_is_refused)
 NOT_NEEDED = ("module.momentum_encoder.", "module.predictor.", "register_tokens")
+#: a DINOv2 file without mask_token has the keys of timm's DINOv2 state dict: it loads as that
+#: (test_a_dinov2_file_without_mask_token_is_timms_dinov2_and_the_same_network)
 MISSING = [(name, key) for name, (sd, _) in FILES.items() for key in sorted(sd)
-           if not key.startswith(NOT_NEEDED)]
+           if not key.startswith(NOT_NEEDED) and (name, key) != ("dinov2", "mask_token")]
 
 
 def _load(tmp_path, name, sd):
@@ -169,3 +171,20 @@ def test_a_register_model_of_the_zoo_without_registers_is_refused(tmp_path, serv
     monkeypatch.setenv("SEED_SOLO_DOWNLOADS", str(tmp_path / "downloads"))
     with pytest.raises(CheckpointError, match="lacks register_tokens"):
         load_teacher("my-reg", zoo_file=str(tmp_path / "zoo.yaml"))
+
+
+def test_a_dinov2_file_without_mask_token_is_timms_dinov2_and_the_same_network():
+    """No forward uses mask_token (masked-image training does): the key set of such a file is
+    timm's DINOv2 state dict, and the network it loads as gives the published model's
+    embedding; named as DINOv2 explicitly, its absence is refused by name."""
+    sd = dict(FILES["dinov2"][0])
+    full, _, _, _ = build_from_checkpoint(sd, name="f.pth")
+    del sd["mask_token"]
+    timm_file, dim, _, desc = build_from_checkpoint(sd, name="f.pth")
+    assert desc.startswith("timm-dinov2") and dim == 384
+    for size in (224, 112):
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            torch.testing.assert_close(timm_file(x), full(x), rtol=0, atol=1e-5)
+    with pytest.raises(CheckpointError, match="mask_token"):
+        build_from_checkpoint(sd, "dinov2", name="f.pth")

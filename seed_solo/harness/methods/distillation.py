@@ -133,6 +133,8 @@ class TeacherDistillation:
             self.teacher_cache = TeacherCache(kwargs.teacher_cache)
             return self.teacher_cache.dim, f"cache {kwargs.teacher_cache}"
         self.teacher = teacher_from_cfg(cfg)
+        for i, aug in enumerate(cfg.augmentations):  # now, not at the first step
+            self.teacher.check_crop(aug.crop_size, f"augmentations.{i}.crop_size")
         return self.teacher.embed_dim, repr(str(kwargs.teacher))
 
     def teacher_embeddings(self, keys: Tensor, crops: List[Tensor]) -> Tensor:

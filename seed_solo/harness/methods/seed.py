@@ -39,6 +39,9 @@ from seed_solo.harness.methods.distillation import (
 from seed_solo.nets.projector import default_hidden, student_head
 from seed_solo.students.spatial import feature_map, has_feature_map
 
+#: what solo-learn's online classifier logs in training: meaningless without labels
+CLASS_METRICS = ("train_class_loss", "train_acc1", "train_acc5")
+
 
 class SEED(TeacherDistillation, BaseMethod):
     """SEED (Fang et al., ICLR 2021) and the other objectives: distil a frozen teacher into a
@@ -82,6 +85,8 @@ class SEED(TeacherDistillation, BaseMethod):
         self.tau_student: float = kwargs.tau_student
         embed_dim, source = self.setup_teacher(cfg)
         check_embed_dim(kwargs, embed_dim, source)
+        # an unlabelled folder: no online classifier loss (it would be NaN) or accuracy
+        self.no_labels = bool(cfg.data.get("no_labels", False))
         if kwargs.proj_hidden_dim is None:
             kwargs.proj_hidden_dim = default_hidden(kwargs.head, self.features_dim)
 
@@ -134,6 +139,23 @@ class SEED(TeacherDistillation, BaseMethod):
                                      ("local_projector", self.local_projector)) if m is not None]
         return super().learnable_params + [{"name": n, "params": m.parameters()}
                                            for n, m in heads]
+
+    def base_training_step(self, X: Tensor, targets: Tensor) -> Dict[str, Any]:
+        """solo-learn's step of the online classifier; without labels only the forward (the
+        classifier's loss over no labelled sample would be NaN)."""
+        if not self.no_labels:
+            return super().base_training_step(X, targets)
+        out = self(X)
+        zero = out["feats"].new_zeros(())
+        out.update({"loss": zero, "acc1": zero, "acc5": zero})
+        return out
+
+    def log_dict(self, dictionary: Dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        """Lightning's, without the online classifier's metrics when there are no labels."""
+        if self.no_labels:
+            dictionary = {k: v for k, v in dictionary.items() if k not in CLASS_METRICS}
+        if dictionary:
+            super().log_dict(dictionary, *args, **kwargs)
 
     def forward(self, X: Tensor) -> Dict[str, Any]:
         if self.local_projector is None:
