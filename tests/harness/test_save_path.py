@@ -136,4 +136,5 @@ def test_a_run_whose_loss_turns_non_finite_stops_naming_the_step(inputs, tmp_pat
     with pytest.raises(ConfigError, match=r"the training loss became non-finite \(NaN or inf\) "
                        r"at step \d+ \(epoch 0\); stopped before saving this epoch"):
         _run(inputs, out, "max_epochs=2", "optimizer.lr=1e30")
-    assert not [c for d in (out / "seed").iterdir() for c in checkpoints(d)]
+    # no checkpoint was written, so the run removed the folders it had made
+    assert not out.exists()
