@@ -1,5 +1,6 @@
-"""``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify`` and
-``seed-solo export RUN_DIR_OR_CKPT --to timm|torchvision|onnx OUT``."""
+"""``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify``,
+``seed-solo export RUN_DIR_OR_CKPT --to timm|torchvision|onnx OUT`` and
+``seed-solo transfer RUN_DIR ... --datasets NAME=PATH,...`` (:mod:`seed_solo.transfer`)."""
 
 from __future__ import annotations
 
@@ -100,6 +101,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from seed_solo.transfer import main as transfer  # torch and the data sets: only for transfer
+
+    transfer(args.rest)  # its own parser: options and --help are its own
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seed-solo", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,13 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", required=True, choices=["timm", "torchvision", "onnx"])
     p.add_argument("out", metavar="OUT", help="the file to write (.pth, or .onnx)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("transfer", add_help=False, help="transfer classification with frozen "
+                       "features on several data sets (seed-solo transfer --help)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="RUN_DIR ... --datasets NAME=PATH")
+    p.set_defaults(func=cmd_transfer)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv``; the exit code (an expected failure: one ``error:`` line
     and 2)."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["transfer"]:  # every later argument, options included, is transfer's
+        args = argparse.Namespace(func=cmd_transfer, rest=argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
     try:
         return exit_on_expected(args.func, args)
     except SystemExit as stop:

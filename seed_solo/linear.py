@@ -9,34 +9,24 @@ Only the student's ``backbone.*`` weights are read: evaluation never needs the t
 
 from __future__ import annotations
 
-import os
-
 import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from seed_solo.data.dali import check_device, classification_datamodule
 from seed_solo.data.loaders import loaders_from_cfg
-from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
+from seed_solo.evaluation.linear import (
+    linear_model,
+    require_top5,
+    student_checkpoint,
+    train_transform,
+)
 from seed_solo.harness.checkpointer import checkpoint_and_resume
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
-from seed_solo.runs.folders import find_checkpoint
 from seed_solo.students.load import load_backbone
-
-
-def student_checkpoint(cfg: DictConfig) -> str:
-    """``pretrained_feature_extractor``: a checkpoint, or a run folder's last one."""
-    given = str(cfg.get("pretrained_feature_extractor") or "")
-    ckpt = str(find_checkpoint(given)) if given else ""
-    if not os.path.isfile(ckpt):
-        raise FileNotFoundError(
-            f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
-            "or its run folder (trained_models/<method>/<run>)."
-        )
-    return ckpt
 
 
 def run(cfg: DictConfig) -> dict:

@@ -23,8 +23,8 @@ IDENTITY_KEYS = (
     "data.val_path", "data.fraction", "method_kwargs.teacher", "method_kwargs.teacher_format",
     "method_kwargs.teacher_options", "method_kwargs.queue_size", "method_kwargs.proj_output_dim",
     "method_kwargs.tau_teacher", "method_kwargs.tau_student", "method_kwargs.teacher_cache",
-    "pretrained_feature_extractor",
-)  # not max_epochs: resuming with more epochs extends a run
+    "pretrained_feature_extractor", "subset",
+)  # not max_epochs: resuming with more epochs extends a run; subset: a fine-tuning run's labels
 _FINGERPRINT_BYTES = 8 << 20
 
 Difference = Tuple[str, Any, Any]
