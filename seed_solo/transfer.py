@@ -134,8 +134,7 @@ def slug(text: str) -> str:
 def features(label: str, student: TrainedStudent, splits: Splits, prep: Dict[str, Any],
              args: argparse.Namespace, device: torch.device) -> Dict[str, Pair]:
     """Every split's features under ``student``, from ``OUT/features/<label>/<data set>``."""
-    meta = {"checkpoint": str(student.checkpoint),
-            "fingerprint": file_fingerprint(student.checkpoint),
+    meta = {"fingerprint": file_fingerprint(student.checkpoint),  # not its path: may move
             "backbone": student.args.get("backbone"), "dataset": splits.name,
             "path": splits.path, **prep}
     folder = args.out / "features" / slug(label) / slug(splits.name)

@@ -1,7 +1,7 @@
 """Frozen features on disk: extracted once per (model, data set split), then reused.
 
-A split's folder holds ``meta.json`` (what the features are of: the model's checkpoint and
-its fingerprint, the data set, the split, its size, the image preprocessing) and, once
+A split's folder holds ``meta.json`` (what the features are of: the fingerprint of the model's
+checkpoint file, the data set, the split, its size, the image preprocessing) and, once
 complete, ``features.npz`` (``features`` (N, F) float32, ``labels`` (N,) int64). Extraction
 runs in chunks of :data:`CHUNK` images, each written atomically (``runs/atomic.py``) as
 ``part-<k>.npz``: a run killed mid-way resumes at the first missing chunk, and no reader ever
