@@ -14,6 +14,11 @@ identity holds the subset, so a rerun resumes the same fine-tuning and a 1 % run
 
 from __future__ import annotations
 
+# first: third-party import warnings off before solo-learn, timm and torchmetrics load
+from seed_solo.harness import quiet_imports  # noqa: F401
+
+# isort: split
+
 import math
 from typing import Any, List
 
@@ -22,10 +27,10 @@ from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from seed_solo.core.errors import ConfigError
-from seed_solo.data.dali import check_device, classification_datamodule
+from seed_solo.data.dali import check_device
 from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.finetune import SubsetRecord, finetune_model
-from seed_solo.evaluation.linear import require_top5, student_checkpoint, train_transform
+from seed_solo.evaluation.linear import fit, require_top5, student_checkpoint, train_transform
 from seed_solo.evaluation.subsets import (
     Sample,
     SubsetSpec,
@@ -36,11 +41,17 @@ from seed_solo.evaluation.subsets import (
     select,
     subset_spec,
 )
-from seed_solo.harness.checkpointer import RunCheckpointer, checkpoint_and_resume
+from seed_solo.harness.checkpointer import (
+    RunCheckpointer,
+    checkpoint_and_resume,
+    run_complete,
+    run_folder,
+)
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
+from seed_solo.runs.folders import read_metrics
 from seed_solo.students.load import load_backbone
 
 
@@ -102,8 +113,7 @@ def run(cfg: DictConfig) -> dict:
     cfg, devices = parse_linear(cfg)
     scale_lr(cfg, base_lr)
     seed_everything(cfg.seed)
-    dali = cfg.data.format == "dali"
-    if dali:
+    if cfg.data.format == "dali":
         check_device(cfg, torch.cuda.is_available())
     aug = cfg.data.augmentations
     train_loader, val_loader = loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
@@ -115,19 +125,17 @@ def run(cfg: DictConfig) -> dict:
     print(f"Loaded the student backbone from {ckpt}")
     model = finetune_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "finetune")
-    checkpointer = next((c for c in callbacks if isinstance(c, RunCheckpointer)), None)
-    trainer = build_trainer(cfg, [*callbacks, SubsetRecord(chosen, checkpointer)], devices)
-    if dali:
-        datamodule = classification_datamodule(cfg, train_samples=chosen)
-        datamodule.val_dataloader = lambda: val_loader
-        trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+    if run_complete(cfg, ckpt_path):  # trained before: its last epoch's metrics
+        metrics = (read_metrics(run_folder([], ckpt_path)) or [{}])[-1]
     else:
-        trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        checkpointer = next((c for c in callbacks if isinstance(c, RunCheckpointer)), None)
+        trainer = build_trainer(cfg, [*callbacks, SubsetRecord(chosen, checkpointer)], devices)
+        metrics = fit(trainer, model, cfg, train_loader, val_loader, ckpt_path, chosen)
+    folder = run_folder(callbacks, ckpt_path)
     result = {"checkpoint": ckpt, "epochs": cfg.max_epochs, "subset": spec.describe(),
               "labelled_images": len(chosen), "subset_digest": cfg.subset.digest,
-              "run_dir": str(getattr(checkpointer, "path", "")) or None, **metrics}
-    write_json(cfg.get("output_json"), result)
+              "run_folder": str(folder) if folder else None, **metrics}
+    write_json(cfg.get("output_json"), result, "output_json")
     return result
 
 
@@ -151,6 +159,10 @@ Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, dat
 def main(cfg: DictConfig) -> None:
     result = run(cfg)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    where = [f"run folder {result['run_folder']}"] if result["run_folder"] else []
+    where += [f"results {cfg.output_json}"] if cfg.get("output_json") else []
+    if where:
+        print(f"seed-solo: fine-tuning done: {', '.join(where)}")
 
 
 if __name__ == "__main__":

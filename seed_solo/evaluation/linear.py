@@ -8,7 +8,7 @@ and runs the backbone under ``no_grad`` in eval mode); the loss follows the conf
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Tuple, Type
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 from omegaconf import DictConfig
@@ -19,6 +19,9 @@ from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
+from seed_solo.core.errors import DataError, MissingFileError
+from seed_solo.data.dali import classification_datamodule
+from seed_solo.harness.checkpointer import resuming
 from seed_solo.runs.folders import find_checkpoint
 
 
@@ -61,7 +64,7 @@ def train_transform(cfg: DictConfig) -> Any:
 def require_top5(classes: Any, path: Any) -> None:
     """solo-learn's ``LinearModel`` reports top-5 accuracy: fewer than 5 classes cannot run."""
     if classes is not None and len(classes) < 5:
-        raise ValueError(
+        raise DataError(
             f"linear evaluation reports top-5 accuracy (solo-learn's LinearModel), so it needs "
             f"at least 5 classes; {path} has {len(classes)}. Use kNN (seed_solo.knn) for fewer "
             "classes."
@@ -73,8 +76,25 @@ def student_checkpoint(cfg: DictConfig) -> str:
     given = str(cfg.get("pretrained_feature_extractor") or "")
     ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )
     return ckpt
+
+
+def fit(trainer: Any, model: Any, cfg: DictConfig, train_loader: Any, val_loader: Any,
+        ckpt_path: Optional[str],
+        train_samples: Optional[Sequence[Tuple[str, int]]] = None) -> Dict[str, float]:
+    """Train (from DALI's data module or the image-folder loader); the final metrics.
+
+    ``train_samples`` (path, label): DALI trains on these images only (a fine-tuning label
+    subset); the image-folder loader already serves only its own samples."""
+    with resuming(ckpt_path):
+        if cfg.data.format == "dali":
+            datamodule = classification_datamodule(cfg, train_samples=train_samples)
+            datamodule.val_dataloader = lambda: val_loader
+            trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+        else:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
