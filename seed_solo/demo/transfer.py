@@ -83,8 +83,9 @@ def transfer(out: Path, seed: int, trained: Dict[str, Any],
     data = digits_folders(out / "data" / "digits", seed, per_class)
     sources = {m: teacher_args(runs[m]["ckpt"], trained["block"]) if m == "teacher"
                else runs[m]["ckpt"] for m in MODELS}
+    # no loader workers: decoding the digits' small PNGs costs less than starting workers
     argv = [*(f"{m}={sources[m]}" for m in MODELS), "--datasets", f"digits={data}",
-            "--out", str(out / "transfer"), "--num-workers", "2", "--seed", str(seed)]
+            "--out", str(out / "transfer"), "--num-workers", "0", "--seed", str(seed)]
     print("  python -m seed_solo.transfer " + " ".join(argv), flush=True)
     rows = transfer_command.main(argv)
     return {r["model"]: {k: r[k] for k in ("test_acc1", "knn_acc1", "lambda", "val_acc1",

@@ -1,6 +1,7 @@
 """Semi-supervised fine-tuning through its launch script on tiny image folders: the whole
-student trains on exactly the label subset (one process or two under DDP), linear evaluation
-leaves the backbone as it was, a rerun resumes, and bad input is one ``error:`` line."""
+student trains on exactly the label subset (one process or two under DDP, or DALI's reader),
+linear evaluation leaves the backbone as it was, a rerun resumes, and bad input is one
+``error:`` line."""
 
 import json
 import shutil
@@ -8,7 +9,18 @@ import shutil
 import pytest
 import torch
 
-from tests.support.commands import CPU, checkpoint_state, error_lines, on_cpu, only, run
+from seed_solo import finetune as finetune_command
+from seed_solo.core.errors import DataError
+from seed_solo.harness.config import compose_config
+from tests.support.commands import (
+    CPU,
+    REPO,
+    checkpoint_state,
+    error_lines,
+    on_cpu,
+    only,
+    run,
+)
 from tests.support.data import make_image_folders
 from tests.support.solo import needs_solo
 from tests.support.student_runs import write_student_run
@@ -42,12 +54,23 @@ def backbone_of(state):
     return {k: v for k, v in state.items() if k.startswith("backbone.")}
 
 
-def test_finetuning_trains_the_backbone_on_the_subset_and_linear_does_not(data, student,
-                                                                           tmp_path):
-    out = tmp_path / "ft"
-    finetune(data, student, out, *SUBSET, "max_epochs=2", f"+output_json={tmp_path / 'r.json'}")
-    result = json.loads((tmp_path / "r.json").read_text())
-    run_dir = only(out / "finetune", "*/args.json").parent
+@pytest.fixture(scope="module")
+def finetuned(data, student, tmp_path_factory):
+    """One epoch of fine-tuning, then the same command with ``max_epochs=2``: (the first
+    command's output folder, the second's process, its ``output_json``)."""
+    tmp = tmp_path_factory.mktemp("ft_run")
+    out = tmp / "ft"
+    finetune(data, student, out, *SUBSET, "max_epochs=1")
+    again = finetune(data, student, out, *SUBSET, "max_epochs=2",
+                     f"+output_json={tmp / 'r.json'}")
+    return out, again, json.loads((tmp / "r.json").read_text())
+
+
+def test_finetuning_trains_the_backbone_on_the_subset_resumes_and_linear_does_not(
+        data, student, finetuned, tmp_path):
+    out, again, result = finetuned
+    assert "Resuming from" in again.stdout  # the same student, data and subset: the same run
+    (run_dir,) = [p for p in (out / "finetune").iterdir() if p.is_dir()]
     state = checkpoint_state(only(run_dir, "*.ckpt"))
     before = backbone_of(checkpoint_state(student))
     after = backbone_of(state)
@@ -61,6 +84,7 @@ def test_finetuning_trains_the_backbone_on_the_subset_and_linear_does_not(data, 
     ckpt = torch.load(only(run_dir, "*.ckpt"), map_location="cpu", weights_only=False)
     assert (ckpt["epoch"], ckpt["global_step"]) == (1, 10)
     assert result["labelled_images"] == 20 and 0 <= result["val_acc1"] <= 100
+    assert result["run_folder"] == str(run_dir)
     listed = (run_dir / "subset.txt").read_text().split()
     assert len(listed) == 20 and all(sum(n.startswith(f"class{c}/") for n in listed) == 4
                                      for c in range(5))
@@ -72,16 +96,9 @@ def test_finetuning_trains_the_backbone_on_the_subset_and_linear_does_not(data, 
     assert all(torch.equal(before[k], frozen[k]) for k in before)
 
 
-def test_a_rerun_resumes_its_run_and_two_processes_train_on_the_same_subset(data, student,
-                                                                            tmp_path):
-    out = tmp_path / "ft"
-    finetune(data, student, out, *SUBSET, "max_epochs=1")
-    again = finetune(data, student, out, *SUBSET, "max_epochs=2")
-    assert "Resuming from" in again.stdout
+def test_two_processes_train_on_the_same_subset(data, student, finetuned, tmp_path):
+    out = finetuned[0]
     (run_dir,) = [p for p in (out / "finetune").iterdir() if p.is_dir()]
-    ckpt = torch.load(only(run_dir, "*.ckpt"), map_location="cpu", weights_only=False)
-    assert (ckpt["epoch"], ckpt["global_step"]) == (1, 10)
-
     # the subset a run wrote, given back as a list file: the same images, another run
     listed = tmp_path / "subset.txt"
     shutil.copy(run_dir / "subset.txt", listed)
@@ -115,25 +132,36 @@ def broken(data, tmp_path):
 
 
 def test_bad_input_ends_with_one_error_line_naming_it(data, student, broken, tmp_path):
-    cases = []
-    listed = tmp_path / "1percent.txt"
-    listed.write_text("class0/0.png\nn01440764_10026.JPEG\n")
-    cases.append((data, student, ["subset.fraction=null", f"subset.file={listed}"],
-                  [str(listed), "n01440764_10026.JPEG", "not in", "use the list made for"]))
-    cases.append((broken("empty-class"), student, SUBSET,
-                  ["class3 hold no image", "add their images or remove the empty folders"]))
-    cases.append((broken("other-classes"), student, SUBSET,
-                  ["differ", "only in the first: class4; only in the second: class9"]))
+    # the launch script: a student checkpoint that does not load is one error: line
     bad = tmp_path / "bad" / "run1"
     bad.mkdir(parents=True)
     shutil.copy(student.parent / "args.json", bad / "args.json")
     (bad / "student-run1-ep=0.ckpt").write_bytes(student.read_bytes()[:4000])  # truncated
-    cases.append((data, bad, SUBSET, ["student-run1-ep=0.ckpt"]))
-    for root, ckpt, extra, words in cases:
-        proc = finetune(root, ckpt, tmp_path / "runs", *extra, "max_epochs=1", expect=2)
-        lines = error_lines(proc)
-        assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert all(w in lines[0] for w in words), lines[0]
+    proc = finetune(data, bad, tmp_path / "runs", *SUBSET, "max_epochs=1", expect=2)
+    lines = error_lines(proc)
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "student-run1-ep=0.ckpt" in lines[0]
+
+    # the same command's config in this process (a process each would cost ~10 s): bad data
+    # are the project's DataError (one error: line, as above), naming the file and the fix
+    listed = tmp_path / "1percent.txt"
+    listed.write_text("class0/0.png\nn01440764_10026.JPEG\n")
+    for root, extra, words in (
+            (data, ["subset.fraction=null", f"subset.file={listed}"],
+             [str(listed), "n01440764_10026.JPEG", "not in", "use the list made for"]),
+            (broken("empty-class"), SUBSET,
+             ["class3 hold no image", "add their images or remove the empty folders"]),
+            (broken("other-classes"), SUBSET,
+             ["differ", "only in the first: class4; only in the second: class9"])):
+        cfg = compose_config(REPO / "configs" / "finetune" / "imagenet", "seed_r18_1pct", [
+            *CPU, *SMALL, *extra, f"data.train_path={root / 'train'}",
+            f"data.val_path={root / 'val'}", f"pretrained_feature_extractor='{student}'",
+            f"checkpoint.dir={tmp_path / 'runs'}", "max_epochs=1"])
+        with pytest.raises(DataError) as err:
+            finetune_command.run(cfg)
+        message = str(err.value)
+        assert "\n" not in message and all(w in message for w in words), message
+    assert not (tmp_path / "runs" / "finetune").exists()  # nothing started
 
 
 def test_dali_reads_only_the_subset(student, tmp_path):
