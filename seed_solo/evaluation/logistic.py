@@ -9,7 +9,7 @@ The objective, for features x_i (F,), labels y_i, weights W (F, C) and biases b 
 which is scikit-learn's ``LogisticRegression(C=1 / (lambda N))`` objective (scikit-learn >= 1.2
 minimises exactly this mean form). It is minimised by torch's L-BFGS with a strong-Wolfe line
 search, in float32, on the GPU when there is one: on 2 CPU cores it fits a 50,000 x 512,
-100-class problem 3.6x faster than scikit-learn's L-BFGS (docs/performance.md,
+100-class problem 3.4x faster than scikit-learn's L-BFGS (10 classes: 6.5x) (docs/performance.md,
 ``benchmarks/bench_transfer.py``), and ``tests/evaluation/test_logistic.py`` checks it reaches
 scikit-learn's solution.
 
