@@ -94,8 +94,9 @@ def section(out: Path, found: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -
     with open(out / "semisup.csv", "w", newline="") as f:
         csv.writer(f).writerows([header, *rows])
     first = found[MODELS[0]]
-    sizes = ", ".join(f"{share:.0%}: {first[row]['labelled_images']} images "
-                      f"({first[row]['epochs']} epochs)" for row, share, _ in FRACTIONS)
+    sizes = ", ".join(
+        f"{share:.0%}: {first[row]['labelled_images']} images ({first[row]['epochs']} "
+        f"epoch{'' if first[row]['epochs'] == 1 else 's'})" for row, share, _ in FRACTIONS)
     return "\n".join(
         ["### Semi-supervised: fine-tuning with a few labels", "",
          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
