@@ -32,7 +32,7 @@ data_paths() { # DATASET -> sets DATA_OVERRIDES, the hydra overrides for the dat
     esac
 }
 
-hydra_command() { # ENTRY(distill|linear|cache) DATASET CONFIG OVERRIDE [overrides...] -> sets COMMAND
+hydra_command() { # ENTRY(distill|linear|cache|finetune) DATASET CONFIG OVERRIDE [overrides...] -> sets COMMAND
     local entry="$1" dataset="$2" config="$3" override="$4"; shift 4
     local configs="$entry"
     [ "$entry" = cache ] && configs=distill  # the cache pass reads the distill run's config
@@ -70,6 +70,18 @@ seed_solo_cache() { # DATASET CONFIG [overrides...]: the cache pass of that dist
 seed_solo_linear() { # DATASET CONFIG [overrides...]
     require CKPT "Set CKPT to the student's run folder (trained_models/seed/<run>: its last checkpoint is taken) or a .ckpt file."
     run_hydra linear "$1" "$2" "pretrained_feature_extractor='$CKPT'" "${@:3}"
+}
+
+seed_solo_finetune() { # DATASET CONFIG FRACTION [overrides...]: SUBSET=FILE, else FRACTION of each class
+    require CKPT "Set CKPT to the student's run folder (trained_models/seed/<run>: its last checkpoint is taken) or a .ckpt file."
+    local subset="subset.fraction=$3"
+    if [ -n "${SUBSET:-}" ]; then
+        [ -f "$SUBSET" ] || { echo "error: SUBSET=$SUBSET is not a file (SimCLR's imagenet_subsets/1percent.txt or 10percent.txt)." >&2; exit 2; }
+        subset="subset.file='$SUBSET'"
+    else
+        echo "seed-solo: SUBSET is not set: fine-tuning on a seeded, class-balanced $3 of each class, not SimCLR's list (docs/evaluation.md)." >&2
+    fi
+    run_hydra finetune "$1" "$2" "pretrained_feature_extractor='$CKPT'" "$subset" "${@:4}"
 }
 
 seed_solo_knn() { # DATASET_FLAG [options...]

@@ -1,7 +1,8 @@
 """``seed-solo``: the command line.
 
 ``seed-solo zoo list|info NAME|download NAME...|verify`` (the teachers), ``seed-solo export
-RUN_DIR_OR_CKPT [--to auto|timm|torchvision|onnx] [OUT]`` and ``seed-solo runs [FOLDER]``.
+RUN_DIR_OR_CKPT [--to auto|timm|torchvision|onnx] [OUT]``, ``seed-solo runs [FOLDER]`` and
+``seed-solo transfer RUN_DIR ... --datasets NAME=PATH,...`` (:mod:`seed_solo.transfer`).
 """
 
 from __future__ import annotations
@@ -107,6 +108,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from seed_solo.export import export  # torch, timm and onnx: only for export
 
     print("\n".join(export(args.source, args.to, args.out).report()))
+    return 0
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from seed_solo.transfer import main as transfer  # torch and the data sets: only for transfer
+
+    transfer(args.rest)  # its own parser: options and --help are its own
     return 0
 
 
@@ -268,6 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "folder)")
     p.set_defaults(func=cmd_export)
     parser.intermixed = {"export": p, **add_journey(sub)}  # type: ignore[attr-defined]
+    p = sub.add_parser("transfer", add_help=False, help="transfer classification with frozen "
+                       "features on several data sets (seed-solo transfer --help)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, metavar="RUN_DIR ... --datasets NAME=PATH")
+    p.set_defaults(func=cmd_transfer)
     return parser
 
 
@@ -278,7 +290,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # commands with an optional positional after options: argparse's intermixed parsing
     sub = parser.intermixed.get(argv[0]) if argv else None  # type: ignore[attr-defined]
-    args = sub.parse_intermixed_args(argv[1:]) if sub else parser.parse_args(argv)
+    if argv[:1] == ["transfer"]:  # every later argument, options included, is transfer's
+        args = argparse.Namespace(func=cmd_transfer, rest=argv[1:])
+    else:
+        args = sub.parse_intermixed_args(argv[1:]) if sub else parser.parse_args(argv)
     try:
         return exit_on_expected(args.func, args)
     except SystemExit as stop:

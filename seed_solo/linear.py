@@ -14,54 +14,26 @@ from seed_solo.harness import quiet_imports  # noqa: F401
 
 # isort: split
 
-import os
-from typing import Any, Dict, Optional
-
 import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
-from seed_solo.core.errors import MissingFileError
-from seed_solo.data.dali import check_device, classification_datamodule
+from seed_solo.data.dali import check_device
 from seed_solo.data.loaders import loaders_from_cfg
-from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
-from seed_solo.harness.checkpointer import (
-    checkpoint_and_resume,
-    resuming,
-    run_complete,
-    run_folder,
+from seed_solo.evaluation.linear import (
+    fit,
+    linear_model,
+    require_top5,
+    student_checkpoint,
+    train_transform,
 )
+from seed_solo.harness.checkpointer import checkpoint_and_resume, run_complete, run_folder
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
-from seed_solo.runs.folders import find_checkpoint, read_metrics
+from seed_solo.runs.folders import read_metrics
 from seed_solo.students.load import load_backbone
-
-
-def student_checkpoint(cfg: DictConfig) -> str:
-    """``pretrained_feature_extractor``: a checkpoint, or a run folder's last one."""
-    given = str(cfg.get("pretrained_feature_extractor") or "")
-    ckpt = str(find_checkpoint(given)) if given else ""
-    if not os.path.isfile(ckpt):
-        raise MissingFileError(
-            f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
-            "or its run folder (trained_models/<method>/<run>)."
-        )
-    return ckpt
-
-
-def fit(trainer: Any, model: Any, cfg: DictConfig, train_loader: Any, val_loader: Any,
-        ckpt_path: Optional[str]) -> Dict[str, float]:
-    """Train (from DALI's data module or the image-folder loader); the final metrics."""
-    with resuming(ckpt_path):
-        if cfg.data.format == "dali":
-            datamodule = classification_datamodule(cfg)
-            datamodule.val_dataloader = lambda: val_loader
-            trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
-        else:
-            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
 def run(cfg: DictConfig) -> dict:

@@ -30,7 +30,7 @@ LAYERS: List[Set[str]] = [
     {"seed_solo.evaluation"},
     # the commands users call; each its own unit: no command imports another
     {"seed_solo.distill", "seed_solo.linear", "seed_solo.knn", "seed_solo.cache",
-     "seed_solo.export"},
+     "seed_solo.export", "seed_solo.finetune", "seed_solo.transfer"},
     # the journey: the commands in one call per step, with the settings picked
     {"seed_solo.journey"},
     # the commands that drive other commands

@@ -15,7 +15,7 @@ as before.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 from omegaconf import DictConfig
 
@@ -120,9 +120,32 @@ def pretrain_datamodule(cfg: DictConfig, transforms: Callable) -> Any:
     )
 
 
-def classification_datamodule(cfg: DictConfig) -> Any:
+def _train_files(builder: type, samples: Sequence[Tuple[str, int]]) -> type:
+    """``builder`` (a solo-learn classification pipeline builder) whose training pipeline reads
+    only ``samples`` (path, label), sharded over the ranks as solo-learn shards its own list."""
+    ops = solo_dali().ops
+    files, labels = [str(p) for p, _ in samples], [int(y) for _, y in samples]
+
+    class TrainFiles(builder):
+        def __init__(self, data_path: Any, *args: Any, validation: bool = False,
+                     shard_id: int = 0, num_shards: int = 1, **kwargs: Any):
+            super().__init__(data_path, *args, validation=validation, shard_id=shard_id,
+                             num_shards=num_shards, **kwargs)
+            if not validation:
+                self.reader = ops.readers.File(files=files, labels=labels, shard_id=shard_id,
+                                               num_shards=num_shards, shuffle_after_epoch=True)
+
+    TrainFiles.__name__ = TrainFiles.__qualname__ = f"TrainFiles{builder.__name__}"
+    return TrainFiles
+
+
+def classification_datamodule(cfg: DictConfig,
+                              train_samples: Optional[Sequence[Tuple[str, int]]] = None) -> Any:
     """solo-learn's ``ClassificationDALIDataModule`` for ``cfg`` (parsed by solo's linear
-    ``parse_cfg``): 224 px random-resized crops and flips for training, as solo-learn's."""
+    ``parse_cfg``): 224 px random-resized crops and flips for training, as solo-learn's.
+
+    ``train_samples`` (path, label): train on these images of the training folder only (a
+    label subset for fine-tuning, :mod:`seed_solo.evaluation.subsets`)."""
     dl = solo_dali()
     module = dl.ClassificationDALIDataModule(
         dataset=cfg.data.dataset,
@@ -136,4 +159,6 @@ def classification_datamodule(cfg: DictConfig) -> Any:
     if cfg.dali.device == "cpu":
         # solo-learn's own hook: the class its setup builds both pipelines with
         module.pipeline_class = _cpu_capable(module.pipeline_class)
+    if train_samples is not None:
+        module.pipeline_class = _train_files(module.pipeline_class, train_samples)
     return module

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 from seed_solo.demo.plan import KNN, MODELS, TEACHER, label
 from seed_solo.runs.tables import write_table
@@ -34,6 +34,15 @@ def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) 
     (out / "results.md").write_text(table + notes)
     plot(out, results, meta["cache_views"])
     return table + notes
+
+
+def add_groups(out: Path, sections: Sequence[str]) -> str:
+    """Append the tables of the further evaluation groups (semi-supervised, transfer) to
+    results.md; returns what was added."""
+    text = "\n" + "\n".join(sections)
+    with open(out / "results.md", "a") as f:
+        f.write(text)
+    return text
 
 
 def plot(out: Path, results: Dict[str, Dict[str, Any]], views: int) -> None:

@@ -14,8 +14,12 @@ trained self-supervised alone, on Fashion-MNIST, on a CPU.
 7. ``knn-*``: ``seed_solo.knn`` on the students (their run folders) and on the teacher
    (``--teacher``).
 8. ``linear-*``: ``seed_solo.linear`` on all four (the teacher as a backbone-only checkpoint).
-9. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch
-   (:mod:`seed_solo.demo.report`).
+9. ``finetune-{1pct,10pct}-*``: ``seed_solo.finetune`` of the teacher and the SEED and MoCo v2+
+   students with 1 % and 10 % of Fashion-MNIST's labels (:mod:`seed_solo.demo.semisup`).
+10. ``transfer-digits``: ``seed_solo.transfer`` of the same three on scikit-learn's digits
+    (:mod:`seed_solo.demo.transfer`).
+11. the tables (Markdown and CSV) and the plot of online kNN top-1 per epoch
+    (:mod:`seed_solo.demo.report`).
 
 Each finished stage leaves ``stages/<name>.json``; a rerun skips those stages, and an
 interrupted training stage resumes from its last epoch checkpoint. The commands run in this

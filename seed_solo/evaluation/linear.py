@@ -7,7 +7,8 @@ and runs the backbone under ``no_grad`` in eval mode); the loss follows the conf
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import os
+from typing import Any, Dict, Optional, Sequence, Tuple, Type
 
 import torch
 from omegaconf import DictConfig
@@ -18,7 +19,10 @@ from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
-from seed_solo.core.errors import DataError
+from seed_solo.core.errors import DataError, MissingFileError
+from seed_solo.data.dali import classification_datamodule
+from seed_solo.harness.checkpointer import resuming
+from seed_solo.runs.folders import find_checkpoint
 
 
 def loss_and_mixup(cfg: DictConfig) -> Tuple[nn.Module, Optional[Mixup]]:
@@ -33,10 +37,12 @@ def loss_and_mixup(cfg: DictConfig) -> Tuple[nn.Module, Optional[Mixup]]:
     return torch.nn.CrossEntropyLoss(), None
 
 
-def linear_model(backbone: nn.Module, cfg: DictConfig) -> LinearModel:
-    """solo-learn's ``LinearModel`` over ``backbone``, laid out as main_linear lays it out."""
+def linear_model(backbone: nn.Module, cfg: DictConfig,
+                 model_class: Type[LinearModel] = LinearModel) -> LinearModel:
+    """solo-learn's ``LinearModel`` (or ``model_class``, a subclass) over ``backbone``, laid out
+    as main_linear lays it out."""
     loss_func, mixup = loss_and_mixup(cfg)
-    model = LinearModel(backbone, loss_func=loss_func, mixup_func=mixup, cfg=cfg)
+    model = model_class(backbone, loss_func=loss_func, mixup_func=mixup, cfg=cfg)
     make_contiguous(model)
     if not cfg.performance.disable_channel_last:
         model = model.to(memory_format=torch.channels_last)
@@ -63,3 +69,32 @@ def require_top5(classes: Any, path: Any) -> None:
             f"at least 5 classes; {path} has {len(classes)}. Use kNN (seed_solo.knn) for fewer "
             "classes."
         )
+
+
+def student_checkpoint(cfg: DictConfig) -> str:
+    """``pretrained_feature_extractor``: a checkpoint, or a run folder's last one."""
+    given = str(cfg.get("pretrained_feature_extractor") or "")
+    ckpt = str(find_checkpoint(given)) if given else ""
+    if not os.path.isfile(ckpt):
+        raise MissingFileError(
+            f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
+            "or its run folder (trained_models/<method>/<run>)."
+        )
+    return ckpt
+
+
+def fit(trainer: Any, model: Any, cfg: DictConfig, train_loader: Any, val_loader: Any,
+        ckpt_path: Optional[str],
+        train_samples: Optional[Sequence[Tuple[str, int]]] = None) -> Dict[str, float]:
+    """Train (from DALI's data module or the image-folder loader); the final metrics.
+
+    ``train_samples`` (path, label): DALI trains on these images only (a fine-tuning label
+    subset); the image-folder loader already serves only its own samples."""
+    with resuming(ckpt_path):
+        if cfg.data.format == "dali":
+            datamodule = classification_datamodule(cfg, train_samples=train_samples)
+            datamodule.val_dataloader = lambda: val_loader
+            trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+        else:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}

@@ -168,7 +168,9 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert stages == {"data", "layer", "seed", "mocov2plus", "teacher-ckpt", "knn-teacher",
                       "knn-seed", "knn-mocov2plus", "linear-teacher", "linear-seed",
                       "linear-mocov2plus", f"cache-v{v}", f"seed-cache-v{v}",
-                      f"knn-seed-cache-v{v}", f"linear-seed-cache-v{v}"}
+                      f"knn-seed-cache-v{v}", f"linear-seed-cache-v{v}", "transfer-digits",
+                      *(f"finetune-{p}-{m}" for p in ("1pct", "10pct")
+                        for m in ("teacher", "seed", "mocov2plus"))}
     summary = json.loads((out / "summary.json").read_text())
     results, meta = summary["results"], summary["meta"]
 
@@ -255,15 +257,29 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert (out / "online_knn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "kNN top-1" in first.stdout  # the table is printed at the end
 
+    # the semi-supervised and transfer groups: teacher, SEED and MoCo v2+ from their run folders
+    groups = summary["groups"]
+    for m in ("teacher", "seed", "mocov2plus"):
+        ft = groups["semisup"][m]
+        # the quick plan's 30 per class: 1 % of the labels is 3 per class, 10 % all 30
+        assert (ft["1pct"]["labelled_images"], ft["10pct"]["labelled_images"]) == (30, 300)
+        assert 0 <= ft["1pct"]["acc1"] <= 100 and 0 <= groups["transfer"][m]["test_acc1"] <= 100
+        # digits capped at 30 per class: 100 tested, 40 of the 200 training images held out
+        assert groups["transfer"][m]["images"] == {"train": 160, "val": 40, "test": 100}
+    assert "### Semi-supervised" in markdown and "### Transfer" in markdown
+    with open(out / "semisup.csv") as f:
+        assert len(list(csv.reader(f))) == 4
+    assert (out / "transfer" / "transfer.png").is_file()
+
     # a rerun skips every finished stage and writes the same table
     again = run(cmd, cwd=tmp_path)
-    assert again.stdout.count("skipped") == 15
+    assert again.stdout.count("skipped") == 22
     assert json.loads((out / "summary.json").read_text())["results"] == results
 
     # another V: only its own four stages run, into their own folders (a cached run must not
     # resume the other V's finished run), and the table shows that V's row
     other = run(cmd + ["--cache-views", "2"], cwd=tmp_path)
-    assert other.stdout.count("skipped") == 11
+    assert other.stdout.count("skipped") == 18
     run_v2 = json.loads(next((out / "runs" / "distill-cache-v2" / "seed").glob(
         "*/args.json")).read_text())
     assert run_v2["method_kwargs"]["teacher_cache"] == str(out / "cache" / "v2")

@@ -38,7 +38,8 @@ def test_distill_composes_a_config_given_by_a_relative_path():
 
 
 @pytest.mark.parametrize("entry, key", [("seed_solo.distill", "method_kwargs.teacher"),
-                                        ("seed_solo.linear", "pretrained_feature_extractor")])
+                                        ("seed_solo.linear", "pretrained_feature_extractor"),
+                                        ("seed_solo.finetune", "subset.file")])
 @pytest.mark.slow
 def test_help_without_a_config_names_the_configs_and_keys(entry, key, tmp_path):
     run = _run([entry, "--help"], cwd=tmp_path)

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Fine-tuning a seed_effb0 student on 10 % of ImageNet's labels (SimCLR's recipe, docs/evaluation.md).
+# SUBSET=imagenet_subsets/10percent.txt CKPT=... DATA_DIR=... bash $0 [hydra overrides]
+# Without SUBSET: a seeded, class-balanced 0.1 of each class (not SimCLR's list).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../lib.sh"
+seed_solo_finetune "imagenet" "seed_effb0_10pct" "0.1" "$@"
