@@ -1,5 +1,5 @@
 """``seed-solo``: the command line. ``seed-solo zoo list|info NAME|download NAME...|verify`` and
-``seed-solo export RUN_DIR_OR_CKPT --to timm|torchvision|onnx OUT``."""
+``seed-solo export RUN_DIR_OR_CKPT --to timm|torchvision|onnx|detectron2 OUT``."""
 
 from __future__ import annotations
 
@@ -120,12 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = zsub.add_parser("verify", help="re-hash downloaded teachers against their checksums")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision "
-                       "or ONNX (no teacher needed)")
+    p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision, "
+                       "ONNX or detectron2 (no teacher needed)")
     p.add_argument("source", metavar="RUN_DIR_OR_CKPT",
                    help="a run folder (its last checkpoint is taken) or a .ckpt inside one")
-    p.add_argument("--to", required=True, choices=["timm", "torchvision", "onnx"])
-    p.add_argument("out", metavar="OUT", help="the file to write (.pth, or .onnx)")
+    p.add_argument("--to", required=True, choices=["timm", "torchvision", "onnx", "detectron2"])
+    p.add_argument("out", metavar="OUT", help="the file to write (.pth, .onnx, or .pkl)")
     p.set_defaults(func=cmd_export)
     return parser
 

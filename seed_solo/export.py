@@ -3,7 +3,10 @@
 * ``timm``: a plain state dict for ``timm.create_model(NAME, pretrained=False, num_classes=0)``;
 * ``torchvision``: a plain state dict for the torchvision builder with its classifier replaced
   by ``nn.Identity()`` (the student outputs pooled features, it has no classifier);
-* ``onnx``: opset 17, input ``images`` (B, 3, H, W) with a dynamic batch, output ``features``.
+* ``onnx``: opset 17, input ``images`` (B, 3, H, W) with a dynamic batch, output ``features``;
+* ``detectron2``: the pickle MoCo's ``convert-pretrain-to-detectron2.py`` writes, for
+  detectron2's ResNet backbones (ResNet students only:
+  :mod:`seed_solo.evaluation.detection.detectron2`), read back and compared tensor by tensor.
 
 The student is loaded by :func:`seed_solo.students.load.load_student` (the run folder's last
 checkpoint, the backbone rebuilt from ``args.json``, every key checked). Every export is loaded back
@@ -22,11 +25,16 @@ import torch
 import torchvision
 from torch import nn
 
+from seed_solo.evaluation.detection.detectron2 import (
+    check_supported,
+    detectron2_config,
+    write_detectron2,
+)
 from seed_solo.nets.library_models import classifier_attr, drop_classifier
 from seed_solo.runs.atomic import atomic_path
 from seed_solo.students.load import load_student
 
-TARGETS = ("timm", "torchvision", "onnx")
+TARGETS = ("timm", "torchvision", "onnx", "detectron2")
 ONNX_OPSET = 17
 #: the largest |difference| an export may show against the student in float32
 TOLERANCE = 1e-4
@@ -95,6 +103,8 @@ def export(source: Union[str, Path], to: str, out: Union[str, Path]) -> Exported
         how = ("onnxruntime.InferenceSession(PATH).run(None, {'images': x})[0]  "
                f"# x: float32 (B, 3, {size}, {size}), ImageNet mean/std normalised")
         return Exported(out, to, name, kwargs, diff, how)
+    if to == "detectron2":
+        return _export_detectron2(backbone, name, kwargs, out)
     sd = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
     if to == "timm":
         clean, arch, how = _clean_timm(name, backbone, kwargs)
@@ -141,6 +151,16 @@ def _clean_torchvision(name: str, dataset: str,
     how = (f"m = torchvision.models.get_model({arch!r}, weights=None); m.{attr} = "
            "torch.nn.Identity(); m.load_state_dict(torch.load(PATH), strict=True)")
     return clean, arch, how
+
+
+def _export_detectron2(backbone: nn.Module, name: str, kwargs: Dict[str, Any],
+                       out: Path) -> Exported:
+    check_supported(backbone, name)
+    with atomic_path(out) as tmp:
+        diff = write_detectron2(backbone.state_dict(), tmp)
+    how = ("python tools/train_net.py --config-file CONFIG "
+           + detectron2_config(name, backbone))
+    return Exported(out, "detectron2", name, kwargs, diff, how)
 
 
 def _export_onnx(backbone: nn.Module, x: torch.Tensor, out: Path) -> float:

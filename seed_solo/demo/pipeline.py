@@ -13,14 +13,14 @@ from typing import Any, Dict
 
 import torch
 
-from seed_solo.demo import evaluation, training
+from seed_solo.demo import detection, evaluation, training
 from seed_solo.demo.data import prepare
 from seed_solo.demo.layer import select_layer
 from seed_solo.demo.plan import MODELS, STUDENTS, Plan
 from seed_solo.demo.report import report
 from seed_solo.demo.stages import Stages
 
-TOTAL_STAGES = 15
+TOTAL_STAGES = 17
 
 
 def train(stages: Stages, out: Path, plan: Plan, seed: int, views: int) -> Dict[str, Any]:
@@ -86,6 +86,17 @@ def results(out: Path, views: int, trained: Dict[str, Any],
     return rows
 
 
+def detect(stages: Stages, out: Path, mode: str, seed: int,
+           trained: Dict[str, Any]) -> Dict[str, Any]:
+    """The detection group: canvases of Fashion-MNIST items, then one ``seed_solo.detect``
+    from the SEED student, the MoCo v2+ student and random weights."""
+    data = stages.run("detect-data", "detection data: Fashion-MNIST items on 64 px canvases",
+                      lambda: detection.make_canvases(out, trained["paths"], mode, seed))
+    found = stages.run("detection", "Faster R-CNN from SEED, MoCo v2+ and random weights",
+                       lambda: detection.detect(out, data, trained["runs"], mode, seed))
+    return {**found, "data": data}
+
+
 def run_demo(out: Path, mode: str, plan: Plan, seed: int, views: int) -> Dict[str, Any]:
     """Every stage into ``out``; writes the report and ``summary.json``."""
     (out / "results").mkdir(parents=True, exist_ok=True)
@@ -93,6 +104,7 @@ def run_demo(out: Path, mode: str, plan: Plan, seed: int, views: int) -> Dict[st
     stages = Stages(out, total=TOTAL_STAGES)
     trained = train(stages, out, plan, seed, views)
     rows = results(out, views, trained, evaluate(stages, out, plan, seed, views, trained))
+    rows["detection"] = detect(stages, out, mode, seed, trained)
     # the stages of this call: a folder that also holds another V's does not count those
     meta = {"mode": mode, "plan": asdict(plan), "seed": seed, "block": trained["block"],
             "train_images": plan.split.train * 10, "val_images": plan.split.val * 10,

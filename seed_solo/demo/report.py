@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 from typing import Any, Dict
 
+from seed_solo.demo.detection import LABELS as DETECTION_LABELS
 from seed_solo.demo.plan import KNN, MODELS, TEACHER, label
 
 
@@ -38,6 +39,7 @@ def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) 
         f"pass ({meta['cache_views']} views per image). Total wall {meta['total_s'] / 60:.1f} min, "
         f"{meta['date']}.\n"
     )
+    notes += detection_section(results.get("detection"))
     (out / "results.md").write_text(table + notes)
     plot(out, results, meta["cache_views"])
     return table + notes
@@ -65,3 +67,22 @@ def plot(out: Path, results: Dict[str, Dict[str, Any]], views: int) -> None:
     fig.tight_layout()
     fig.savefig(out / "online_knn.png", dpi=120)
     plt.close(fig)
+
+
+def detection_section(found: Dict[str, Any] | None) -> str:
+    """The detection group's table (Markdown) and what it ran, or nothing without it."""
+    if not found:
+        return ""
+    rows = list(found["rows"].values())
+    header = ["Faster R-CNN from", "box AP50", "box AP", "box AP75", "train wall (s)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += [f"| {DETECTION_LABELS.get(r['label'], r['label'])} | {r['box_AP50']:.2f} | "
+              f"{r['box_AP']:.2f} | {r['box_AP75']:.2f} | {r['train_s']:.0f} |" for r in rows]
+    data = found["data"]
+    return (
+        "\n" + "\n".join(lines) + f"\n\nDetection: Faster R-CNN with an FPN over the "
+        f"student's stages (seed_solo.detect), {rows[0]['iterations']} iterations on "
+        f"{data['train_canvases']} canvases of {data['canvas']} px, each 1-3 Fashion-MNIST "
+        "training items with boxes from their own pixels; COCO box AP (pycocotools) on "
+        f"{data['val_canvases']} canvases of test images; every stage trains, from each "
+        "initialisation alike.\n")
