@@ -3,4 +3,5 @@
 - :mod:`features`: a model's features of every image of a loader.
 - :mod:`knn`: solo-learn's weighted kNN classifier on those features.
 - :mod:`linear`: the linear classifier on a frozen backbone (solo-learn's ``LinearModel``).
+- :mod:`detection`: detectors over a student's stages, their data, training and metrics.
 """

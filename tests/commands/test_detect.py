@@ -16,7 +16,7 @@ from tests.support.commands import checkpoint_state, error_lines, only, run
 from tests.support.detection_data import make_coco, make_voc, voc_xml
 from tests.support.solo import needs_solo
 
-pytestmark = [needs_solo, pytest.mark.slow,
+pytestmark = [needs_solo,
               pytest.mark.skipif(importlib.util.find_spec("pycocotools") is None,
                                  reason="the detection extra (make setup installs it)")]
 SIZE = 48
@@ -55,6 +55,7 @@ def detect(config, *overrides, expect=0):
                expect=expect, timeout=600)
 
 
+@pytest.mark.slow
 def test_voc_faster_rcnn_learns_the_squares_and_keeps_the_students_weights(tmp_path):
     make_voc(tmp_path / "voc", {"trainval": 24, "test": 12}, size=SIZE)
     folder, student = student_run(tmp_path, seed=1)
@@ -94,6 +95,7 @@ def test_voc_faster_rcnn_learns_the_squares_and_keeps_the_students_weights(tmp_p
     assert json.loads((run_dir / "results.json").read_text()) == results
 
 
+@pytest.mark.slow
 def test_coco_mask_rcnn_segments_the_squares(tmp_path):
     make_coco(tmp_path / "coco", {"train": 24, "val": 12}, size=SIZE)
     folder, _ = student_run(tmp_path, seed=2)
@@ -108,6 +110,7 @@ def test_coco_mask_rcnn_segments_the_squares(tmp_path):
     assert 0 < results["mask_AP"] <= results["mask_AP50"]
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_error_line_naming_the_file(tmp_path):
     make_voc(tmp_path / "voc", {"trainval": 2, "test": 1}, size=SIZE)
     xml = tmp_path / "voc" / "VOC2007" / "Annotations" / "000002.xml"
@@ -119,3 +122,19 @@ def test_bad_input_is_one_error_line_naming_the_file(tmp_path):
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     assert lines[0].startswith(f"error: {xml}: object 0 ") and "outside its 48 x 48 image" in \
         lines[0] and "correct the box or remove the object" in lines[0]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["devices=2", "strategy=ddp", "detector.norm=sync"], "detector.norm=sync needs GPUs"),
+    (["detector.arch=mask_rcnn"], "needs instance masks, which VOC's XML annotations lack"),
+    (["detector.norm=group"], "detector.norm='group' is not one of sync, bn, frozen"),
+])
+def test_settings_that_cannot_work_are_refused_before_any_data_is_read(overrides, message):
+    from seed_solo.core.errors import ConfigError
+    from seed_solo.detect import parse_detect
+    from seed_solo.harness.config import compose_config
+
+    cfg = compose_config("configs/detect", "voc", [
+        "accelerator=cpu", "devices=1", "data.root=/nowhere", "inits=[random]", *overrides])
+    with pytest.raises(ConfigError, match=message):
+        parse_detect(cfg)
