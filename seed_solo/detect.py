@@ -99,6 +99,13 @@ def run_config(cfg: DictConfig, init: Init, arch: Architecture) -> DictConfig:
     one.backbone = {"name": arch.name, "kwargs": arch.kwargs}
     one.max_steps = int(cfg.schedule.iterations)
     one.max_epochs = -1
+    # what makes two runs one (runs/identity.py): not the length (a rerun with more
+    # iterations extends a run), nor the loader's workers
+    solver = {k: v for k, v in OmegaConf.to_container(cfg.schedule).items() if k != "iterations"}
+    data = {k: v for k, v in OmegaConf.to_container(cfg.data).items() if k != "num_workers"}
+    one.detection = {"init": one.init, "detector": cfg.detector, "data": data,
+                     "schedule": solver, "batch_size": cfg.optimizer.batch_size,
+                     "seed": cfg.seed}
     return one
 
 

@@ -24,8 +24,7 @@ IDENTITY_KEYS = (
     "method_kwargs.teacher_options", "method_kwargs.queue_size", "method_kwargs.proj_output_dim",
     "method_kwargs.tau_teacher", "method_kwargs.tau_student", "method_kwargs.teacher_cache",
     "pretrained_feature_extractor",
-    # a detection run (seed_solo.detect): its initialisation, detector and data
-    "init", "detector", "data.root", "data.train", "data.val", "data.classes",
+    "detection",  # seed_solo.detect: initialisation, detector, data, solver (not its length)
 )  # not max_epochs: resuming with more epochs extends a run
 _FINGERPRINT_BYTES = 8 << 20
 

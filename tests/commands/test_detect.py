@@ -138,3 +138,25 @@ def test_settings_that_cannot_work_are_refused_before_any_data_is_read(overrides
         "accelerator=cpu", "devices=1", "data.root=/nowhere", "inits=[random]", *overrides])
     with pytest.raises(ConfigError, match=message):
         parse_detect(cfg)
+
+
+def test_a_run_is_continued_only_with_the_same_solver_data_and_start():
+    from seed_solo.detect import run_config
+    from seed_solo.evaluation.detection.inits import Architecture, Init
+    from seed_solo.harness.checkpointer import run_identity
+    from seed_solo.harness.config import compose_config
+    from seed_solo.runs.identity import first_difference
+
+    def identity(*overrides, init=Init("seed", "/runs/a")):
+        cfg = compose_config("configs/detect", "voc", ["data.root=/voc", "inits=[random]",
+                                                       *overrides])
+        return run_identity(run_config(cfg, init, Architecture("resnet18")))
+
+    base = identity()
+    # longer schedules and other loader workers extend the same run
+    assert first_difference(base, identity("schedule.iterations=30000",
+                                           "data.num_workers=8")) is None
+    for changed in (["schedule.base_lr=0.01"], ["detector.norm=frozen"],
+                    ["data.train=[VOC2007/trainval]"], ["optimizer.batch_size=4"]):
+        assert first_difference(base, identity(*changed)).startswith("detection."), changed
+    assert first_difference(base, identity(init=Init("seed", "/runs/b"))) is not None
