@@ -147,10 +147,10 @@ def test_a_run_is_continued_only_with_the_same_solver_data_and_start():
     from seed_solo.harness.config import compose_config
     from seed_solo.runs.identity import first_difference
 
-    def identity(*overrides, init=Init("seed", "/runs/a")):
+    def identity(*overrides, source="/runs/a"):
         cfg = compose_config("configs/detect", "voc", ["data.root=/voc", "inits=[random]",
                                                        *overrides])
-        return run_identity(run_config(cfg, init, Architecture("resnet18")))
+        return run_identity(run_config(cfg, Init("seed", source), Architecture("resnet18")))
 
     base = identity()
     # longer schedules and other loader workers extend the same run
@@ -159,4 +159,4 @@ def test_a_run_is_continued_only_with_the_same_solver_data_and_start():
     for changed in (["schedule.base_lr=0.01"], ["detector.norm=frozen"],
                     ["data.train=[VOC2007/trainval]"], ["optimizer.batch_size=4"]):
         assert first_difference(base, identity(*changed)).startswith("detection."), changed
-    assert first_difference(base, identity(init=Init("seed", "/runs/b"))) is not None
+    assert first_difference(base, identity(source="/runs/b")) is not None
