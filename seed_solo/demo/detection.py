@@ -46,7 +46,7 @@ class DetectionPlan:
 
 
 PLANS = {
-    "full": DetectionPlan(train=1500, val=500, iterations=300, batch=8, warmup=30),
+    "full": DetectionPlan(train=1500, val=500, iterations=240, batch=8, warmup=30),
     "quick": DetectionPlan(train=24, val=12, iterations=3, batch=4, warmup=1),
 }
 

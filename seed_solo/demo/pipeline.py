@@ -1,6 +1,7 @@
 """The demo's stages in order: data, teacher layer, the three students (live SEED, the cache
 pass and SEED from the cache, MoCo v2+ alone), then kNN and linear evaluation of all four
-models, and the report. Each finished stage is skipped by a rerun (:class:`Stages`)."""
+models, the detection group (:mod:`seed_solo.demo.detection`), and the report. Each finished
+stage is skipped by a rerun (:class:`Stages`)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,10 @@ trained self-supervised alone, on Fashion-MNIST, on a CPU.
 7. ``knn-*``: ``seed_solo.knn`` on the students (their run folders) and on the teacher
    (``--teacher``).
 8. ``linear-*``: ``seed_solo.linear`` on all four (the teacher as a backbone-only checkpoint).
-9. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch
+9. ``detect-data``, ``detection``: Fashion-MNIST items on 64 px canvases, then one
+   ``seed_solo.detect`` from the SEED student, the MoCo v2+ student and random weights
+   (:mod:`seed_solo.demo.detection`).
+10. the table (Markdown and CSV) and the plot of online kNN top-1 per epoch
    (:mod:`seed_solo.demo.report`).
 
 Each finished stage leaves ``stages/<name>.json``; a rerun skips those stages, and an
@@ -43,6 +46,8 @@ REQUIREMENTS = (
     ("efficientnet_lite_pytorch", "the teacher's model code is not installed; "
      "`pip install efficientnet-lite-pytorch` (or `make setup`)"),
     ("matplotlib", "matplotlib (for the plot) is not installed; `pip install matplotlib`"),
+    ("pycocotools", "pycocotools (the detection group's AP) is not installed; "
+     "`pip install pycocotools` (or `make setup`)"),
 )
 
 

