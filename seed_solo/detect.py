@@ -132,7 +132,8 @@ def train_and_evaluate(cfg: DictConfig, init: Init, arch: Architecture, data: De
     seed_everything(int(cfg.seed), workers=True)
     spec = detector_spec(cfg)
     masks = spec.arch == "mask_rcnn"
-    detector = build_detector(init_backbone(init, arch, int(cfg.seed)), arch.name,
+    named = f"{arch.name} of {init.source}" if init.is_run else arch.name  # for messages
+    detector = build_detector(init_backbone(init, arch, int(cfg.seed)), named,
                               len(data.classes), spec)
     batch = int(cfg.optimizer.batch_size)
     model = DetectorTraining(detector, Schedule(**schedule_kwargs(cfg)), batch)

@@ -36,18 +36,20 @@ LABELS = {"seed": "SEED student (tiny_resnet10)",
 
 @dataclass(frozen=True)
 class DetectionPlan:
-    """Canvases of each split, and the detector's schedule (iterations of ``batch`` images)."""
+    """Canvases of each split, and the detector's schedule (iterations of ``batch`` images,
+    lr x0.1 at ``step``)."""
 
     train: int
     val: int
     iterations: int
     batch: int
     warmup: int
+    step: int
 
 
 PLANS = {
-    "full": DetectionPlan(train=1500, val=500, iterations=240, batch=8, warmup=30),
-    "quick": DetectionPlan(train=24, val=12, iterations=3, batch=4, warmup=1),
+    "full": DetectionPlan(train=1500, val=500, iterations=360, batch=8, warmup=30, step=300),
+    "quick": DetectionPlan(train=24, val=12, iterations=3, batch=4, warmup=1, step=2),
 }
 
 
@@ -152,6 +154,7 @@ def detect(out: Path, data: Dict[str, Any], runs: Dict[str, Dict[str, Any]], mod
         f"checkpoint.dir={out / 'runs' / 'detect'}",
         f"schedule.iterations={plan.iterations}",
         f"schedule.warmup_iters={plan.warmup}",
+        f"schedule.steps=[{plan.step}]",
         f"optimizer.batch_size={plan.batch}",
         f"seed={seed}",
     ]

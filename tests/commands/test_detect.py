@@ -110,18 +110,45 @@ def test_coco_mask_rcnn_segments_the_squares(tmp_path):
     assert 0 < results["mask_AP"] <= results["mask_AP50"]
 
 
+def _vit_run(tmp_path):
+    """A run folder whose student is a ViT: its stages all have stride 16."""
+    from seed_solo.students.registry import create_student
+
+    folder = tmp_path / "trained" / "seed" / "vit"
+    folder.mkdir(parents=True)
+    kwargs = {"img_size": 32, "dynamic_img_size": True}
+    net = create_student("timm:vit_tiny_patch16_224", **kwargs)
+    (folder / "args.json").write_text(json.dumps({
+        "method": "seed", "backbone": {"name": "timm:vit_tiny_patch16_224", "kwargs": kwargs},
+        "data": {"dataset": "custom"}}))
+    torch.save({"state_dict": {"backbone." + k: v for k, v in net.state_dict().items()}},
+               folder / "seed-vit-ep=0.ckpt")
+    return folder
+
+
 @pytest.mark.slow
-def test_bad_input_is_one_error_line_naming_the_file(tmp_path):
+@pytest.mark.parametrize("case", ["box outside its image", "student without a pyramid"])
+def test_bad_input_is_one_error_line_naming_the_file(tmp_path, case):
     make_voc(tmp_path / "voc", {"trainval": 2, "test": 1}, size=SIZE)
     xml = tmp_path / "voc" / "VOC2007" / "Annotations" / "000002.xml"
-    xml.write_text(voc_xml("000002", SIZE, [("red", (5, 5, 60, 20), 0)]))  # xmax > 48
+    init = "inits=[random]"
+    if case == "box outside its image":
+        xml.write_text(voc_xml("000002", SIZE, [("red", (5, 5, 60, 20), 0)]))  # xmax > 48
+        expected = [f"error: {xml}: object 0 ", "outside its 48 x 48 image",
+                    "correct the box or remove the object"]
+    else:
+        folder = _vit_run(tmp_path)
+        init = f"inits=[{folder}]"
+        expected = [f"error: the student timm:vit_tiny_patch16_224 of {folder} cannot feed an "
+                    "FPN: its stages have strides [16, 16", "pick a convolutional student"]
     proc = detect("voc", f"data.root={tmp_path / 'voc'}", "data.train=[VOC2007/trainval]",
-                  "data.classes=[red,green]", "inits=[random]", "backbone.name=resnet18",
-                  "schedule.iterations=1", f"checkpoint.dir={tmp_path / 'out'}", expect=2)
+                  "data.classes=[red,green]", init, "backbone.name=resnet18",
+                  "optimizer.batch_size=1", "schedule.iterations=1",
+                  f"checkpoint.dir={tmp_path / 'out'}", expect=2)
     lines = error_lines(proc)
     assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    assert lines[0].startswith(f"error: {xml}: object 0 ") and "outside its 48 x 48 image" in \
-        lines[0] and "correct the box or remove the object" in lines[0]
+    assert lines[0].startswith(expected[0]), lines[0]
+    assert all(part in lines[0] for part in expected[1:]), lines[0]
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -160,3 +187,23 @@ def test_a_run_is_continued_only_with_the_same_solver_data_and_start():
                     ["data.train=[VOC2007/trainval]"], ["optimizer.batch_size=4"]):
         assert first_difference(base, identity(*changed)).startswith("detection."), changed
     assert first_difference(base, identity(source="/runs/b")) is not None
+
+
+@pytest.mark.slow
+def test_two_processes_train_one_run_and_scale_the_lr_by_the_global_batch(tmp_path):
+    """Lightning's DDP on 2 CPU processes (gloo): one run folder, evaluated once, and the lr
+    of detectron2's 16-image recipe scaled to 2 processes x 2 images."""
+    make_voc(tmp_path / "voc", {"trainval": 8, "test": 2}, size=32)
+    out = tmp_path / "detect"
+    detect("voc", f"data.root={tmp_path / 'voc'}", "data.train=[VOC2007/trainval]",
+           "data.classes=[red,green]", "inits=[random]", "backbone.name=tiny_resnet10",
+           "+backbone.kwargs.width=4", "devices=2", "strategy=ddp", "optimizer.batch_size=2",
+           "detector.min_size=[32]", "detector.max_size=32", "schedule.iterations=4",
+           "schedule.base_lr=0.08", f"checkpoint.dir={out}")
+    run_dir = only(out / "random", "*")
+    assert json.loads((run_dir / "results.json").read_text())["iterations"] == 4
+    ckpt = torch.load(only(run_dir, "*.ckpt"), map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == 4
+    group = ckpt["optimizer_states"][0]["param_groups"][0]
+    assert group["initial_lr"] == pytest.approx(0.08 * 2 * 2 / 16)
+    assert (out / "comparison.md").read_text().count("| random |") == 1

@@ -117,7 +117,7 @@ class StudentStages(nn.Module):
                                            model.eval())
         except (AssertionError, RuntimeError) as err:
             raise ConfigError(
-                f"the student {name!r} cannot feed an FPN: it does not run on a {size} px "
+                f"the student {name} cannot feed an FPN: it does not run on a {size} px "
                 f"image ({err}); a detector's images vary in size: pick a convolutional "
                 "student (a ResNet, MobileNetV3, EfficientNet, tiny_resnet10, a timm CNN)."
             ) from None
@@ -128,7 +128,7 @@ class StudentStages(nn.Module):
         chosen = self.candidates[-levels:]
         if len(chosen) < 2:
             raise ConfigError(
-                f"the student {name!r} cannot feed an FPN: its stages have strides {strides} "
+                f"the student {name} cannot feed an FPN: its stages have strides {strides} "
                 f"(at {size} px), and an FPN needs at least 2 stages of increasing stride; "
                 "pick a convolutional student (a ResNet, MobileNetV3, EfficientNet, "
                 "tiny_resnet10 or a timm CNN).")
@@ -210,7 +210,7 @@ def _pieces(model: nn.Module, name: str) -> List[str] | None:
     if isinstance(features, nn.Sequential):
         return [f"features.{i}" for i in range(len(features))]
     raise ConfigError(
-        f"the student {name!r} ({type(model).__name__}) cannot feed an FPN: seed-solo knows "
+        f"the student {name} ({type(model).__name__}) cannot feed an FPN: seed-solo knows "
         "its feature stages only for timm models (feature_info), torchvision ResNets, "
         "tiny_resnet10 and torchvision models made of a `features` sequence; pick one of those.")
 
@@ -269,7 +269,7 @@ def build_detector(student: nn.Module, name: str, num_classes: int,
 
     Args:
         student: the backbone, (B, 3, H, W) -> (B, F); it becomes ``backbone.body.model``.
-        name: its registry name, for messages.
+        name: how messages name it (its registry name, and the run it comes from).
         num_classes: object classes, background not counted.
     """
     body = StudentStages(student, name, spec.levels)
