@@ -4,8 +4,10 @@
 #   make test              the test suite (pytest -q)
 #   make test ARGS="-k queue"   extra arguments go to pytest (or to the demo, for make demo)
 #   make setup             only the set-up (scripts/setup.sh; seconds when nothing is missing)
-# The environment: the active virtualenv or conda env, else .venv in this checkout, which the
-# set-up creates (the rule is in scripts/env.sh). See scripts/setup.sh for SEED_SOLO_WHEELHOUSE
+#   make leaderboard       every objective vs. SSL alone, 3 seeds (docs/objectives.md; QUICK=1)
+# The environment: the active virtualenv or conda env (this checkout is then installed into it,
+# editable; the set-up says so), else .venv in this checkout, which the set-up creates (the
+# rule is in scripts/env.sh). See scripts/setup.sh for SEED_SOLO_WHEELHOUSE
 # (where solo-learn 1.0.6's wheel is) and FASHION_MNIST_DIR (the demo's data).
 
 SHELL := /bin/bash
@@ -17,10 +19,10 @@ ARGS ?=
 QUICK ?=
 QUICK_FLAG := $(if $(filter 1 yes true,$(QUICK)),--quick)
 
-.PHONY: help setup demo test
+.PHONY: help setup demo test leaderboard
 
 help:
-	@sed -n '2,6s/^# \{0,1\}//p' "$(ROOT)/Makefile"
+	@sed -n '2,7s/^# \{0,1\}//p' "$(ROOT)/Makefile"
 	@echo "environment: $(PY)"
 
 setup:
@@ -28,6 +30,9 @@ setup:
 
 demo: setup
 	PYTHON="$(PY)" bash "$(ROOT)/scripts/distill/demo/seed_demo.sh" $(QUICK_FLAG) $(ARGS)
+
+leaderboard: setup
+	cd "$(ROOT)" && OMP_WAIT_POLICY=PASSIVE PYTHONWARNINGS=ignore "$(PY)" -m seed_solo.demo.leaderboard $(QUICK_FLAG) $(ARGS)
 
 test: setup
 	cd "$(ROOT)" && "$(PY)" -m pytest -q $(ARGS)

@@ -19,6 +19,16 @@ seed_solo_env_prefix() { # [ROOT] -> the environment's folder
     fi
 }
 
+seed_solo_env_why() { # -> which rule picked the environment, and how to pick another
+    if [ -n "${VIRTUAL_ENV:-}" ]; then
+        echo "the active virtualenv; deactivate it to use .venv in this checkout instead"
+    elif [ -n "${CONDA_PREFIX:-}" ]; then
+        echo "the active conda environment; conda deactivate to use .venv in this checkout instead"
+    else
+        echo ".venv in this checkout, as no virtualenv or conda environment is active"
+    fi
+}
+
 seed_solo_env_python() { # [ROOT] -> the environment's python
     echo "$(seed_solo_env_prefix "$@")/bin/python"
 }

@@ -288,7 +288,7 @@ summary() { # SOLO_SOURCE
     local torch_version
     torch_version="$(cd / && "$PY" -c 'import importlib.metadata as md; print(md.version("torch"))')"
     echo "seed-solo set-up:"
-    echo "  environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")"
+    echo "  environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT") ($(seed_solo_env_why))"
     echo "  torch        $torch_version"
     echo "  solo-learn   $SOLO_VERSION, $1"
     echo "  demo data    $(data_location)"
@@ -298,7 +298,7 @@ summary() { # SOLO_SOURCE
 main() {
     case "${1:-}" in
         --plan)
-            echo "environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")$([ -x "$PY" ] || echo " (to create)")"
+            echo "environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")$([ -x "$PY" ] || echo " (to create)") ($(seed_solo_env_why))"
             echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali,export,detection]"; fi)"
             echo "solo-learn   $(solo_plan)"
             echo "demo data    $(data_plan)"
@@ -318,8 +318,9 @@ main() {
         return 0
     fi
     ensure_env
-    echo "set-up: installing seed-solo and its dependencies into $(seed_solo_env_prefix "$SEED_SOLO_ROOT")" \
-        "(a minute or two the first time)"
+    echo "set-up: installing this checkout (editable) and its dependencies into" \
+        "$(seed_solo_env_prefix "$SEED_SOLO_ROOT") ($(seed_solo_env_why)); a minute or two the" \
+        "first time"
     pip_install "setuptools<81"  # solo-learn's setup.py imports pkg_resources
     # solo-learn before the long install, so that a machine without any of its three sources
     # learns it in seconds; with --no-deps it needs nothing else installed

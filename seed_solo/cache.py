@@ -10,8 +10,14 @@ Then train with the same command plus ``+method_kwargs.teacher_cache=PATH``
 
 from __future__ import annotations
 
+# first: third-party import warnings off before solo-learn, timm and torchmetrics load
+from seed_solo.harness import quiet_imports  # noqa: F401
+
+# isort: split
+
 from seed_solo.harness.cache_pass import run
 from seed_solo.harness.hydra_cli import run_hydra
+from seed_solo.harness.registration import register
 
 HELP = """
 usage: python -m seed_solo.cache --config-path DIR --config-name NAME [KEY=VALUE ...] \\
@@ -27,4 +33,5 @@ that many chunks), +cache.num_workers, +cache.device (auto | cpu | cuda:N). See 
 
 
 if __name__ == "__main__":
+    register()  # before the overrides are checked: they may name the method's keys
     run_hydra(run, HELP)

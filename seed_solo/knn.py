@@ -17,6 +17,11 @@ training crop size recorded in ``args.json`` (``--crop_size`` overrides).
 
 from __future__ import annotations
 
+# first: third-party import warnings off before solo-learn, timm and torchmetrics load
+from seed_solo.harness import quiet_imports  # noqa: F401
+
+# isort: split
+
 import argparse
 import itertools
 import sys
@@ -28,7 +33,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from seed_solo.core.errors import exit_on_expected
+from seed_solo.core.errors import ConfigError, exit_on_expected
+from seed_solo.data.image_folders import check_data_paths
 from seed_solo.data.loaders import classification_loaders
 from seed_solo.evaluation.features import TeacherFeatures, extract_features, trained_model
 from seed_solo.evaluation.knn import knn_accuracy
@@ -45,38 +51,58 @@ def load_teacher_model(source: str, fmt: str, options: Sequence[str]) -> nn.Modu
     kwargs = {}
     for item in options:
         if "=" not in item:
-            raise ValueError(f"--teacher_option takes key=value, got {item!r}.")
+            raise ConfigError(f"--teacher_option takes key=value, got {item!r}.")
         key, value = item.split("=", 1)
         kwargs[key] = yaml.safe_load(value)
     return TeacherFeatures(load_teacher(source, format=fmt, precision="32", **kwargs))
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m seed_solo.knn",
-                                description=__doc__.split("\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m seed_solo.knn",
+        description="Offline weighted kNN evaluation of a student's run folder (or of a teacher) "
+        "on a labelled train/val pair of image folders, as solo-learn's main_knn does, on a CPU "
+        "or a GPU. Prints one line per setting; --output_json writes them all.")
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pretrained_checkpoint_dir", type=Path)
-    source.add_argument("--teacher", help="evaluate a teacher: zoo name, path, url, or NAME:...")
-    p.add_argument("--teacher_format", default="auto")
-    p.add_argument("--teacher_option", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--batch_size", type=int, default=64)
-    p.add_argument("--num_workers", type=int, default=4)
-    p.add_argument("--k", type=int, nargs="+", default=[20])
-    p.add_argument("--temperature", type=float, nargs="+", default=[0.07])
+    source.add_argument("--pretrained_checkpoint_dir", type=Path, metavar="RUN_DIR",
+                        help="the student's run folder (its last checkpoint is taken) or a .ckpt")
+    source.add_argument("--teacher", help="evaluate a teacher instead: zoo name, path, url, "
+                        "torchvision:NAME, timm:NAME or package:NAME")
+    p.add_argument("--teacher_format", default="auto",
+                   help="the teacher's checkpoint layout (default: auto, detected)")
+    p.add_argument("--teacher_option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an option of the teacher's loader, e.g. embedding=mean (repeatable)")
+    p.add_argument("--batch_size", type=int, default=64, help="images per forward (default 64)")
+    p.add_argument("--num_workers", type=int, default=4,
+                   help="data loader processes (default 4; 0: in this process)")
+    p.add_argument("--k", type=int, nargs="+", default=[20],
+                   help="neighbours voting, one or more values (default 20)")
+    p.add_argument("--temperature", type=float, nargs="+", default=[0.07],
+                   help="temperature of the cosine vote weights exp(sim / T) (default 0.07)")
     p.add_argument("--distance_function", type=str, nargs="+", default=["cosine"],
-                   choices=["cosine", "euclidean"])
+                   choices=["cosine", "euclidean"], help="one or both (default cosine)")
     p.add_argument("--feature_type", type=str, nargs="+", default=["backbone"],
-                   choices=["backbone", "projector"])
+                   choices=["backbone", "projector"],
+                   help="backbone: the pooled features; projector: SEED's head output z")
     p.add_argument("--dataset", required=True,
-                   choices=["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom"])
-    p.add_argument("--train_data_path", type=Path, required=True)
-    p.add_argument("--val_data_path", type=Path, required=True)
-    p.add_argument("--data_format", default="image_folder", choices=["image_folder", "h5"])
+                   choices=["cifar10", "cifar100", "stl10", "imagenet", "imagenet100", "custom"],
+                   help="solo-learn's data set name; custom: any train/val image folders")
+    p.add_argument("--train_data_path", type=Path, required=True,
+                   help="the labelled images of the kNN bank (class sub-folders)")
+    p.add_argument("--val_data_path", type=Path, required=True,
+                   help="the labelled images to classify (class sub-folders)")
+    p.add_argument("--data_format", default="image_folder", choices=["image_folder", "h5"],
+                   help="how the images are stored (default image_folder)")
     p.add_argument("--crop_size", type=int, default=None,
                    help="evaluation size for custom data (default: the run's training crop)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--output_json", type=Path, default=None)
-    return p.parse_args(argv)
+    p.add_argument("--output_json", type=Path, default=None,
+                   help="write the results (and the checkpoint evaluated) to this file")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def model_to_evaluate(args: argparse.Namespace) -> Tuple[nn.Module, DictConfig, str]:
@@ -93,6 +119,8 @@ def loaders(args: argparse.Namespace, cfg: DictConfig) -> Tuple[Any, Any]:
     """Un-augmented train (the kNN bank) and val loaders, at the run's crop for custom data."""
     aug = cfg.augmentations[0] if "augmentations" in cfg else {}
     crop = args.crop_size or (aug.get("crop_size") if args.dataset == "custom" else None)
+    check_data_paths(args.dataset, args.data_format, {"--train_data_path": args.train_data_path,
+                                                      "--val_data_path": args.val_data_path})
     train_loader, val_loader = classification_loaders(
         args.dataset, args.train_data_path, args.val_data_path, data_format=args.data_format,
         batch_size=args.batch_size, num_workers=args.num_workers, crop_size=crop,
@@ -124,7 +152,9 @@ def main(argv: Sequence[str] | None = None) -> List[dict]:
                             "acc1": acc1, "acc5": acc5})
             print(f"{feat_type} k={k} {distance} T={T}: acc@1={acc1:.2f} acc@5={acc5:.2f}")
     write_json(args.output_json and str(args.output_json),
-               {"checkpoint": source, "method": cfg.method, "results": results})
+               {"checkpoint": source, "method": cfg.method, "results": results}, "--output_json")
+    if args.output_json:
+        print(f"seed-solo: kNN results written to {args.output_json}")
     return results
 
 

@@ -9,21 +9,33 @@ Only the student's ``backbone.*`` weights are read: evaluation never needs the t
 
 from __future__ import annotations
 
+# first: third-party import warnings off before solo-learn, timm and torchmetrics load
+from seed_solo.harness import quiet_imports  # noqa: F401
+
+# isort: split
+
 import os
+from typing import Any, Dict, Optional
 
 import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.data.dali import check_device, classification_datamodule
 from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.linear import linear_model, require_top5, train_transform
-from seed_solo.harness.checkpointer import checkpoint_and_resume
+from seed_solo.harness.checkpointer import (
+    checkpoint_and_resume,
+    resuming,
+    run_complete,
+    run_folder,
+)
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
-from seed_solo.runs.folders import find_checkpoint
+from seed_solo.runs.folders import find_checkpoint, read_metrics
 from seed_solo.students.load import load_backbone
 
 
@@ -32,11 +44,24 @@ def student_checkpoint(cfg: DictConfig) -> str:
     given = str(cfg.get("pretrained_feature_extractor") or "")
     ckpt = str(find_checkpoint(given)) if given else ""
     if not os.path.isfile(ckpt):
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"pretrained_feature_extractor={given!r} is not a file; pass the student's .ckpt "
             "or its run folder (trained_models/<method>/<run>)."
         )
     return ckpt
+
+
+def fit(trainer: Any, model: Any, cfg: DictConfig, train_loader: Any, val_loader: Any,
+        ckpt_path: Optional[str]) -> Dict[str, float]:
+    """Train (from DALI's data module or the image-folder loader); the final metrics."""
+    with resuming(ckpt_path):
+        if cfg.data.format == "dali":
+            datamodule = classification_datamodule(cfg)
+            datamodule.val_dataloader = lambda: val_loader
+            trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+        else:
+            trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
 
 
 def run(cfg: DictConfig) -> dict:
@@ -44,8 +69,7 @@ def run(cfg: DictConfig) -> dict:
     ckpt = student_checkpoint(cfg)
     cfg, devices = parse_linear(cfg)
     seed_everything(cfg.seed)
-    dali = cfg.data.format == "dali"
-    if dali:
+    if cfg.data.format == "dali":
         check_device(cfg, torch.cuda.is_available())
     aug = cfg.data.augmentations
     train_loader, val_loader = loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
@@ -56,16 +80,15 @@ def run(cfg: DictConfig) -> dict:
     print(f"Loaded the student backbone from {ckpt}")
     model = linear_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
-    trainer = build_trainer(cfg, callbacks, devices)
-    if dali:
-        datamodule = classification_datamodule(cfg)
-        datamodule.val_dataloader = lambda: val_loader
-        trainer.fit(model, ckpt_path=ckpt_path, datamodule=datamodule)
+    if run_complete(cfg, ckpt_path):  # trained before: its last epoch's metrics
+        metrics = (read_metrics(run_folder([], ckpt_path)) or [{}])[-1]
     else:
-        trainer.fit(model, train_loader, val_loader, ckpt_path=ckpt_path)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    result = {"checkpoint": ckpt, "epochs": cfg.max_epochs, **metrics}
-    write_json(cfg.get("output_json"), result)
+        trainer = build_trainer(cfg, callbacks, devices)
+        metrics = fit(trainer, model, cfg, train_loader, val_loader, ckpt_path)
+    folder = run_folder(callbacks, ckpt_path)
+    result = {"checkpoint": ckpt, "epochs": cfg.max_epochs,
+              "run_folder": str(folder) if folder else None, **metrics}
+    write_json(cfg.get("output_json"), result, "output_json")
     return result
 
 
@@ -87,6 +110,10 @@ Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, dat
 def main(cfg: DictConfig) -> None:
     result = run(cfg)
     print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    where = [f"run folder {result['run_folder']}"] if result["run_folder"] else []
+    where += [f"results {cfg.output_json}"] if cfg.get("output_json") else []
+    if where:
+        print(f"seed-solo: linear evaluation done: {', '.join(where)}")
 
 
 if __name__ == "__main__":

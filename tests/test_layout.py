@@ -31,8 +31,10 @@ LAYERS: List[Set[str]] = [
     # the commands users call; each its own unit: no command imports another
     {"seed_solo.distill", "seed_solo.linear", "seed_solo.knn", "seed_solo.cache",
      "seed_solo.export", "seed_solo.detect"},
+    # the journey: the commands in one call per step, with the settings picked
+    {"seed_solo.journey"},
     # the commands that drive other commands
-    {"seed_solo.cli", "seed_solo.demo"},
+    {"seed_solo.cli", "seed_solo.demo", "seed_solo.sweep"},
 ]
 #: folders whose code must run without solo-learn (one optional, guarded import excepted)
 SOLO_FREE = ["seed_solo.core", "seed_solo.runs", "seed_solo.nets", "seed_solo.students",
@@ -185,7 +187,7 @@ def test_the_core_is_pure_torch():
     for module in (m for m in GRAPH if _in(m, ["seed_solo.core"])):
         outside = {i.split(".")[0] for i in GRAPH[module]} - {
             "seed_solo", "torch", "__future__", "typing", "math", "contextlib", "os", "sys",
-            "difflib", "dataclasses", "functools", "collections"}
+            "difflib", "dataclasses", "functools", "collections", "traceback"}
         assert not outside, f"{module} imports {outside}"
 
 

@@ -70,6 +70,15 @@ def test_env_rule_virtualenv_then_conda_then_dot_venv():
     assert bash(REPO / "scripts/env.sh", "--prefix", cwd="/").stdout.strip() == f"{REPO}/.venv"
 
 
+def test_the_set_up_says_which_environment_it_installs_into_and_why(tmp_path):
+    checkout = copy_checkout(tmp_path)
+    assert plan(checkout, VIRTUAL_ENV="/v")["environment"] == (
+        "/v (to create) (the active virtualenv; deactivate it to use .venv in this checkout "
+        "instead)")
+    assert plan(checkout)["environment"].endswith(
+        "(.venv in this checkout, as no virtualenv or conda environment is active)")
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_makefile_uses_the_env_rule_and_passes_quick_and_args():
     def dry(*args, **env):

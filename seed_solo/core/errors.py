@@ -3,12 +3,18 @@
 A bad path, a bad file, a bad config, bad data, a missing dependency or no network end an entry
 point with ``error: <one sentence naming the file or key and the fix>`` on stderr and exit code
 2. ``SEED_SOLO_DEBUG=1`` shows the full traceback instead.
+
+Only the project's own types below are expected (:data:`EXPECTED`): code that meets a user's
+mistake raises one of them, naming it. Anything else (a bare ``ValueError`` or ``KeyError``
+from a library or from seed-solo itself) is a bug until shown otherwise: it keeps its traceback,
+followed by one line saying how to report it, and exit code 1.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from typing import Any, Callable, TypeVar
 
 ENV_DEBUG = "SEED_SOLO_DEBUG"
@@ -44,8 +50,13 @@ class MissingDependencyError(UserError, ImportError):
     """An optional package a feature needs is not installed (the sentence says how to get it)."""
 
 
-EXPECTED = (FileNotFoundError, NotADirectoryError, ValueError, KeyError, TypeError, ImportError,
-            UserError)
+#: what :func:`exit_on_expected` turns into one ``error:`` line: the project's own types only
+EXPECTED = (UserError,)
+
+#: the line after the traceback of an unexpected failure
+REPORT = ("seed-solo: this failure is not one seed-solo expects, so it may be a bug: please "
+          "report it to the seed-solo maintainers with the command you ran, the traceback above "
+          "and the output of `pip freeze`.")
 
 
 def debug() -> bool:
@@ -60,7 +71,8 @@ def message(err: BaseException) -> str:
     text = str(err) or type(err).__name__
     if "\nOriginal Traceback" in text:  # torch's ExceptionWrapper.reraise
         last = [line for line in text.splitlines() if line.strip()][-1]
-        text = last.split(": ", 1)[1] if last.startswith(type(err).__name__ + ":") else last
+        names = (type(err).__name__, f"{type(err).__module__}.{type(err).__qualname__}")
+        text = last.split(": ", 1)[1] if last.startswith(tuple(f"{n}:" for n in names)) else last
     return text
 
 
@@ -71,7 +83,8 @@ def report(err: BaseException) -> None:
 
 
 def exit_on_expected(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)``; an expected failure prints one line and exits with code 2."""
+    """``fn(*args, **kwargs)``; an expected failure prints one line and exits with code 2, any
+    other exception prints its traceback and :data:`REPORT` and exits with code 1."""
     try:
         return fn(*args, **kwargs)
     except EXPECTED as err:
@@ -79,3 +92,7 @@ def exit_on_expected(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
             raise
         report(err)
         raise SystemExit(2) from None
+    except Exception:
+        traceback.print_exc()
+        print(REPORT, file=sys.stderr)
+        raise SystemExit(1) from None

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seed_solo.core.distributed import gather_padded, gather_rows, is_distributed
+from seed_solo.core.errors import CheckpointError
 
 
 class EmbeddingQueue(nn.Module):
@@ -60,6 +61,20 @@ class EmbeddingQueue(nn.Module):
         backward run before enqueueing (autograd checks that saved tensors were not modified).
         """
         return self.embeddings[: self._filled]
+
+    @torch.no_grad()
+    def preview(self, rows: Tensor) -> Tensor:
+        """The valid entries as they will be once ``rows`` (N, dim) are enqueued (oldest out
+        first, at most ``size``), without writing: the bank of an objective that enqueues
+        before it scores (LightlyTrain). Rows are normalised as :meth:`enqueue` writes them;
+        the order of the rows is not slot order (no objective depends on it)."""
+        rows = F.normalize(rows.detach().to(self.embeddings.dtype), dim=1)
+        if self._filled < self.size:
+            fifo = self.embeddings[: self._filled]
+        else:  # full: the oldest entry is at the write position
+            p = self.position
+            fifo = torch.cat([self.embeddings[p:], self.embeddings[:p]])
+        return torch.cat([fifo, rows])[-self.size:]
 
     @torch.no_grad()
     def enqueue(self, rows: Tensor, gather: bool = True, capacity: int | None = None) -> None:
@@ -142,7 +157,7 @@ class EmbeddingQueue(nn.Module):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         key = prefix + "embeddings"
         if key in state_dict and tuple(state_dict[key].shape) != (self.size, self.dim):
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint queue {key} has shape {tuple(state_dict[key].shape)}, this run "
                 f"expects ({self.size}, {self.dim}); resume with the same queue_size and "
                 "teacher embedding size."
@@ -150,3 +165,22 @@ class EmbeddingQueue(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args)
         self._ptr = int(self.ptr)
         self._filled = int(self.num_filled)
+
+
+def scoring_bank(queue: EmbeddingQueue, rows: Tensor, enqueue: str = "after",
+                 gather: bool = True) -> Tuple[Tensor, Tensor, bool]:
+    """The rows a queue objective scores this step's ``rows`` (N, dim) against, and what to
+    enqueue once the step is done: ``(bank, rows to enqueue, whether that enqueue gathers)``.
+
+    - ``enqueue="after"``: the queue as it was before this step (SEED, CompRess); then ``rows``
+      are enqueued, every process's when ``gather``.
+    - ``enqueue="before"``: the queue with this step's rows already in it (LightlyTrain): every
+      process's rows when ``gather`` (gathered here, once), only this process's otherwise.
+    """
+    if enqueue == "after":
+        return queue.get(), rows, gather
+    if enqueue != "before":
+        raise ValueError(f"enqueue must be 'after' or 'before', got {enqueue!r}.")
+    if gather:
+        rows = gather_rows(rows)
+    return queue.preview(rows), rows, False

@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
+from seed_solo.core.errors import ConfigError, MissingDependencyError
+
 INSTALL_HINT = 'pip install -e ".[dali]" (nvidia-dali-cuda120)'
 
 
@@ -27,7 +29,7 @@ def solo_dali():
     try:
         from solo.data import dali_dataloader
     except ImportError as exc:  # nvidia.dali missing: solo imports it at the top of the module
-        raise ImportError(
+        raise MissingDependencyError(
             f"data.format=dali needs NVIDIA DALI, which is not importable ({exc}); install it "
             f"with {INSTALL_HINT}, or use data.format=image_folder."
         ) from exc
@@ -35,18 +37,25 @@ def solo_dali():
 
 
 def check_device(cfg: DictConfig, cuda_available: bool) -> None:
-    """Refuse ``data.format=dali`` without DALI installed, and ``dali.device=gpu`` where no CUDA
-    GPU will run it; ``cpu`` runs anywhere."""
+    """Refuse ``data.format=dali`` without DALI installed, ``dali.device=gpu`` where no CUDA
+    GPU will run it (``cpu`` runs anywhere), and fewer than 1 worker thread."""
     solo_dali()
     device = (cfg.get("dali") or {}).get("device", "gpu")
     if device not in ("cpu", "gpu"):
-        raise ValueError(
+        raise ConfigError(
             f"dali.device={device!r} is not a DALI device; set dali.device=cpu or gpu."
         )
     if device == "gpu" and (cfg.get("accelerator") == "cpu" or not cuda_available):
-        raise ValueError(
+        raise ConfigError(
             "dali.device=gpu needs a CUDA GPU and accelerator=gpu; on a CPU set dali.device=cpu "
             "(DALI's CPU operators) or data.format=image_folder."
+        )
+    workers = int((cfg.get("data") or {}).get("num_workers", 1))
+    if workers < 1:
+        raise ConfigError(
+            f"data.num_workers={workers}: DALI reads and augments images in data.num_workers "
+            "threads and needs at least 1; set data.num_workers=2 (or more), or use "
+            "data.format=image_folder."
         )
 
 

@@ -15,6 +15,8 @@ from typing import Any, Optional
 from lightning.pytorch.callbacks import Callback
 from torch.utils.data import Dataset
 
+from seed_solo.core.errors import ConfigError, DataError
+
 ON_CORRUPT = ("error", "skip")
 LOG_NAME = "skipped_images.txt"
 
@@ -28,7 +30,7 @@ class CheckedImages(Dataset):
     def __init__(self, dataset: Any, on_corrupt: str = "error",
                  log_path: Optional[str] = None) -> None:
         if on_corrupt not in ON_CORRUPT:
-            raise ValueError(f"data.on_corrupt={on_corrupt!r}; expected one of {ON_CORRUPT}.")
+            raise ConfigError(f"data.on_corrupt={on_corrupt!r}; expected one of {ON_CORRUPT}.")
         object.__setattr__(self, "dataset", dataset)
         object.__setattr__(self, "on_corrupt", on_corrupt)
         object.__setattr__(self, "log_path", log_path)
@@ -57,14 +59,14 @@ class CheckedImages(Dataset):
                 return self.dataset[i]
             except OSError as err:  # PIL's UnidentifiedImageError and truncated files
                 if self.on_corrupt == "error":
-                    raise ValueError(
+                    raise DataError(
                         f"image {i} ({self._path(i)}) cannot be read ({err}); delete or replace "
                         "it, or set data.on_corrupt=skip to skip unreadable images."
                     ) from None
                 if self.log_path:
                     with open(self.log_path, "a") as f:
                         f.write(self._path(i) + "\n")
-        raise ValueError("no image of the data set can be read; check data.train_path.")
+        raise DataError("no image of the data set can be read; check data.train_path.")
 
 
 def skipped(log_path: Optional[str]) -> list:

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
+from seed_solo.core.errors import DataError, MissingFileError
 from seed_solo.teachers.download import download_dir
 
 ENV_DIR = "FASHION_MNIST_DIR"
@@ -88,7 +89,7 @@ def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAU
     if os.environ.get(ENV_DIR):
         path = Path(os.environ[ENV_DIR])
         if _missing(path):
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{ENV_DIR}={path} lacks {', '.join(_missing(path))}; point it at a folder "
                 "holding the four Fashion-MNIST *-ubyte.gz files, or unset it to use Debian's "
                 "`apt-get install dataset-fashion-mnist` or a torchvision download."
@@ -98,14 +99,14 @@ def source_dir(allow_download: bool = True, debian_dir: Union[str, Path] = DEFAU
         if not _missing(path):
             return path
     if not allow_download:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Fashion-MNIST is in neither {ENV_DIR}, {debian_dir} nor {torchvision_dir()}; "
             "`apt-get install dataset-fashion-mnist` (as root) or a run with internet gets it."
         )
     try:
         return download(dataset_cls)
     except Exception as err:  # no network, a proxy, a full disk: all end the same way
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"Fashion-MNIST was found neither in {ENV_DIR} nor in {debian_dir} nor in "
             f"{torchvision_dir()}, and torchvision could not download it ({err}); install it with "
             "`apt-get install dataset-fashion-mnist` (Debian/Ubuntu, as root), or set "
@@ -119,7 +120,7 @@ def read_idx(path: Path) -> np.ndarray:
         data = f.read()
     magic = int.from_bytes(data[:4], "big")
     if magic >> 8 != 0x08:  # 0x08: unsigned byte
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x}).")
+        raise DataError(f"{path} is not an unsigned-byte IDX file (magic {magic:#x}).")
     ndim = magic & 0xFF
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
@@ -142,7 +143,7 @@ def balanced_indices(labels: np.ndarray, per_class: int, rng: np.random.Generato
     for c in range(len(CLASSES)):
         pool = np.flatnonzero((labels == c) & ~taken)
         if len(pool) < per_class:
-            raise ValueError(f"class {c} has {len(pool)} images left, {per_class} asked for.")
+            raise DataError(f"class {c} has {len(pool)} images left, {per_class} asked for.")
         chosen.append(rng.choice(pool, size=per_class, replace=False))
     return np.sort(np.concatenate(chosen))
 

@@ -10,7 +10,7 @@ import os
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 
@@ -24,14 +24,20 @@ from seed_solo.demo.stages import Stages
 TOTAL_STAGES = 17
 
 
-def train(stages: Stages, out: Path, plan: Plan, seed: int, views: int) -> Dict[str, Any]:
-    """Data, layer, and the students' training stages: what the evaluation stages read."""
+def data_and_layer(stages: Stages, out: Path, plan: Plan) -> Tuple[Dict[str, Path], Dict]:
+    """The first two stages: the image folders ({name: path}) and the teacher's layer."""
     paths = {k: Path(v) for k, v in stages.run(
         "data", "Fashion-MNIST image folders",
         lambda: {k: str(v) for k, v in prepare(out / "data", plan.split).items()}).items()
         if k not in ("wall_s", "cpu_s")}
     layer = stages.run("layer", "teacher layer on held-out training images",
                        lambda: select_layer(paths, plan))
+    return paths, layer
+
+
+def train(stages: Stages, out: Path, plan: Plan, seed: int, views: int) -> Dict[str, Any]:
+    """Data, layer, and the students' training stages: what the evaluation stages read."""
+    paths, layer = data_and_layer(stages, out, plan)
     block = layer["block"]
     runs = {"seed": stages.run("seed", "SEED student from the teacher",
                                lambda: training.distill(out, paths, plan, "seed", seed, block))}

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Dict
 
 from seed_solo.demo.detection import LABELS as DETECTION_LABELS
 from seed_solo.demo.plan import KNN, MODELS, TEACHER, label
+from seed_solo.runs.tables import write_table
 
 
 def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -> str:
@@ -20,14 +20,7 @@ def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) 
         rows.append([label(m, meta["cache_views"]), f"{r['knn']:.2f}", f"{r['linear']:.2f}",
                      f"{r['params'] / 1e6:.2f}M", f"{r['train_s']:.0f}", f"{r['eval_s']:.0f}",
                      f"{r['cache_s']:.0f}" if "cache_s" in r else "-"])
-    with open(out / "results.csv", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
-    table = "\n".join(
-        ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        + ["| " + " | ".join(r) + " |" for r in rows]
-    )
+    table = write_table(out / "results.csv", header, rows)
     notes = (
         f"\n\nFashion-MNIST, {meta['train_images']} training images (class-balanced), kNN "
         f"(k={KNN['k']}, T={KNN['T']}, {KNN['distance']}) and linear top-1 on "

@@ -17,6 +17,8 @@ from solo.methods import METHODS
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from seed_solo.core.errors import CheckpointError
+from seed_solo.core.objectives.registry import DISTILL_METHODS
 from seed_solo.runs.checkpoint_files import read_checkpoint
 from seed_solo.students.load import load_student, with_projector
 
@@ -24,20 +26,20 @@ from seed_solo.students.load import load_student, with_projector
 def trained_model(source: Any) -> Tuple[nn.Module, DictConfig, Path]:
     """(model, its args.json, checkpoint) of a run folder or ``.ckpt``, without any teacher.
 
-    A SEED student is its backbone and projection head (:func:`with_projector`); a run of any
-    other solo-learn method is that method rebuilt from ``args.json`` with every key loaded
-    (a seed-solo student inside it needs
-    :func:`seed_solo.harness.backbones.register_students`).
+    A distilled student (``seed``, ``seed_mocov2``) is its backbone and head
+    (:func:`with_projector`; never the teacher); a run of any other solo-learn method is that
+    method rebuilt from ``args.json`` with every key loaded (a seed-solo student inside it
+    needs :func:`seed_solo.harness.backbones.register_students`).
     """
     student = load_student(source)
     cfg = OmegaConf.create(student.args)
-    if cfg.method == "seed":
+    if cfg.method in DISTILL_METHODS:
         return with_projector(student), cfg, student.checkpoint
     model = METHODS[cfg.method](cfg)
     result = model.load_state_dict(read_checkpoint(
         student.checkpoint, allow_inert_objects=True)["state_dict"], strict=False)
     if result.missing_keys or result.unexpected_keys:
-        raise ValueError(
+        raise CheckpointError(
             f"{student.checkpoint} does not fit a {cfg.method} model built from args.json: "
             f"missing {result.missing_keys}, unexpected {result.unexpected_keys}."
         )

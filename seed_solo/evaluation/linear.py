@@ -18,6 +18,8 @@ from timm.data.mixup import Mixup
 from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
+from seed_solo.core.errors import DataError
+
 
 def loss_and_mixup(cfg: DictConfig) -> Tuple[nn.Module, Optional[Mixup]]:
     """The classification loss and timm's batch mixup/cutmix, as solo-learn's main_linear."""
@@ -56,7 +58,7 @@ def train_transform(cfg: DictConfig) -> Any:
 def require_top5(classes: Any, path: Any) -> None:
     """solo-learn's ``LinearModel`` reports top-5 accuracy: fewer than 5 classes cannot run."""
     if classes is not None and len(classes) < 5:
-        raise ValueError(
+        raise DataError(
             f"linear evaluation reports top-5 accuracy (solo-learn's LinearModel), so it needs "
             f"at least 5 classes; {path} has {len(classes)}. Use kNN (seed_solo.knn) for fewer "
             "classes."

@@ -8,10 +8,16 @@ stops (killed, or ``cache.max_chunks`` reached) continues from the chunks withou
 when the same command runs again, with any number of processes; the last one renames
 ``PATH.partial`` to ``PATH``. Nothing is ever held whole in memory: one batch of views and its
 embeddings at a time.
+
+Each chunk's marker holds the CRC-32 of its rows; the last step gathers them into
+``checksums.json``, against which every run checks the cache. One pass at a time writes a
+cache: the first process holds ``PATH.lock`` (:func:`seed_solo.runs.locks.folder_lock`) from
+start to end, and a second pass into the same path stops with one sentence saying so.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -21,7 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import PIL
@@ -30,20 +36,27 @@ import torch.distributed as dist
 import torchvision
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig, OmegaConf
+from solo.methods import METHODS
 from torch.utils.data import DataLoader
 
 from seed_solo.core.distributed import is_distributed, rank, world_size
-from seed_solo.harness.methods.seed import SEED, teacher_from_cfg
+from seed_solo.core.errors import ConfigError, DataError
+from seed_solo.core.objectives.registry import DISTILL_METHODS, objective
+from seed_solo.harness.config_keys import refuse_unknown
+from seed_solo.harness.methods.distillation import teacher_from_cfg
 from seed_solo.harness.pretrain import parse_pretrain
 from seed_solo.runs.atomic import write_json
 from seed_solo.runs.identity import differences
+from seed_solo.runs.locks import folder_lock
 from seed_solo.teacher_cache.store import (
     DTYPES,
     EMBEDDINGS,
     FORMAT_VERSION,
     META,
     TeacherCache,
+    chunk_checksum,
     partial_path,
+    write_checksums,
 )
 from seed_solo.teacher_cache.views import AllViews, run_meta, training_images, view_transform
 
@@ -55,17 +68,15 @@ DEFAULTS = {"path": None, "views": None, "dtype": "float16", "batch_size": None,
 def settings(cfg: DictConfig) -> Dict[str, Any]:
     """``cfg.cache`` with its defaults, checked."""
     given = OmegaConf.to_container(cfg.get("cache") or {}, resolve=True)
-    unknown = set(given) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"unknown cache settings {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    refuse_unknown("cache", list(given), DEFAULTS, " (docs/cache.md)")
     s = {**DEFAULTS, **given}
     if not s["path"]:
-        raise ValueError("+cache.path=PATH is not set: the folder the cache is written to.")
+        raise ConfigError("+cache.path=PATH is not set: the folder the cache is written to.")
     if not isinstance(s["views"], int) or s["views"] < 1:
-        raise ValueError(f"+cache.views={s['views']}: set the number of views per image, V >= 1 "
-                         "(8 is a good start: at most 8 epochs before a view repeats).")
+        raise ConfigError(f"+cache.views={s['views']}: set the number of views per image, V >= 1 "
+                          "(8 is a good start: at most 8 epochs before a view repeats).")
     if s["dtype"] not in DTYPES:
-        raise ValueError(f"cache.dtype={s['dtype']!r}; expected one of {DTYPES}.")
+        raise ConfigError(f"cache.dtype={s['dtype']!r}; expected one of {DTYPES}.")
     s["batch_size"] = int(s["batch_size"] or cfg.optimizer.batch_size)
     s["num_workers"] = int(cfg.data.num_workers if s["num_workers"] is None else s["num_workers"])
     return s
@@ -116,9 +127,9 @@ def _prepare(tmp: Path, meta: Dict[str, Any], shape: tuple, dtype: str) -> None:
         found = differences(json.loads((tmp / META).read_text()), meta, ignore=("versions",))
         if found:
             key, there, now = found[0]
-            raise ValueError(f"{tmp} holds an interrupted pass of another cache ({key}: "
-                             f"{there!r} there, {now!r} now); delete it, or rerun with the "
-                             "settings it was started with.")
+            raise DataError(f"{tmp} holds an interrupted pass of another cache ({key}: "
+                            f"{there!r} there, {now!r} now); delete it, or rerun with the "
+                            "settings it was started with.")
         return
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / DONE).mkdir(parents=True)
@@ -166,12 +177,16 @@ def prepare_pass(cfg: DictConfig) -> Pass:
     parses it, its images, views and teacher, and the metadata its cache will carry."""
     OmegaConf.set_struct(cfg, False)
     s = settings(cfg)
-    if cfg.get("method") != "seed":
-        raise ValueError(f"method={cfg.get('method')!r}: a teacher cache is for method=seed.")
+    if cfg.get("method") not in DISTILL_METHODS:
+        raise ConfigError(f"method={cfg.get('method')!r}: a teacher cache is for the "
+                          f"distillation methods ({', '.join(DISTILL_METHODS)}).")
     if cfg.get("method_kwargs", {}).get("teacher_cache"):
         del cfg.method_kwargs.teacher_cache  # the run's own key, harmless here
     cfg, _ = parse_pretrain(cfg, check=False)  # no lr here: any number of processes shards it
-    cfg = SEED.add_and_assert_specific_cfg(cfg)  # the run's defaults, as distill
+    cfg = METHODS[cfg.method].add_and_assert_specific_cfg(cfg)  # the run's defaults, as distill
+    if objective(cfg.method_kwargs.objective).dense:
+        raise ConfigError(f"objective {cfg.method_kwargs.objective!r} needs the teacher's feature "
+                          "maps, which a cache does not hold: train it with the live teacher.")
     images = training_images(cfg)
     meta = run_meta(cfg, images)
     seed_everything(cfg.seed, verbose=False)
@@ -194,22 +209,22 @@ def finished(job: Pass) -> bool:
         done.check(job.meta)
         if (done.meta["views"], done.meta["dtype"]) != (job.settings["views"],
                                                         job.settings["dtype"]):
-            raise ValueError(f"{job.path} is a finished cache with {done.meta['views']} views "
-                             f"in {done.meta['dtype']}; delete it or choose another cache.path.")
+            raise ConfigError(f"{job.path} is a finished cache with {done.meta['views']} views "
+                              f"in {done.meta['dtype']}; delete it or choose another cache.path.")
         print(f"seed-solo cache: {job.path} is already complete; nothing to do.")
         return True
     if job.path.exists():
-        raise ValueError(f"cache.path={job.path} exists and is not a teacher cache; choose "
-                         "another path or delete it.")
+        raise ConfigError(f"cache.path={job.path} exists and is not a teacher cache; choose "
+                          "another path or delete it.")
     return False
 
 
 def run(cfg: DictConfig) -> None:
     """Build (or finish) the cache ``cfg.cache.path`` for the distill run ``cfg`` describes."""
     job = prepare_pass(cfg)
-    if finished(job):
-        return
-    with ProcessGroup() as group:
+    with ProcessGroup() as group, _one_pass(job, group.rank == 0):
+        if finished(job):
+            return
         s, size = job.settings, len(job.images)
         chunk = int(s["chunk_images"])
         if group.rank == 0:
@@ -227,6 +242,21 @@ def run(cfg: DictConfig) -> None:
         group.barrier()
 
 
+@contextlib.contextmanager
+def _one_pass(job: Pass, first: bool) -> Iterator[None]:
+    """The first process of the pass holds ``PATH.lock`` while inside; another pass already
+    holding it stops this one with a :class:`ConfigError` at once."""
+    if not first:
+        yield
+        return
+    busy = (f"another cache pass is writing {job.path} (it holds {job.path}.lock); wait for it "
+            "to finish and run this command again (it then finds the cache complete), or "
+            "choose another cache.path.")
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(job.path.parent, timeout=0, busy=busy, name=f"{job.path.name}.lock"):
+        yield
+
+
 def _finish(job: Pass, total: int) -> None:
     """Rank 0, after every rank's shard: rename the partial folder into place when every chunk
     is done, else say how far the pass got."""
@@ -235,6 +265,13 @@ def _finish(job: Pass, total: int) -> None:
         print(f"seed-solo cache: stopped with {total - len(left)} of {total} chunks done in "
               f"{job.partial}; run the same command again to continue.")
         return
+    chunk, sums = int(job.settings["chunk_images"]), []
+    array = np.load(job.partial / EMBEDDINGS, mmap_mode="r")
+    for c in range(total):  # a marker of a pass before checksums is empty: sum its rows now
+        marker = (job.partial / DONE / f"{c:06d}").read_text().strip()
+        sums.append(marker or chunk_checksum(array[c * chunk:(c + 1) * chunk]))
+    del array
+    write_checksums(job.partial, chunk, sums)
     shutil.rmtree(job.partial / DONE)
     os.replace(job.partial, job.path)
     s = job.settings
@@ -260,11 +297,18 @@ def _encode(teacher, dataset, tmp: Path, chunks: List[int], chunk: int, s: Dict[
     for indexes, crops in loader:
         b, v = crops.shape[:2]
         z = teacher(crops.flatten(0, 1).to(device, non_blocking=True))  # (b*V) x d
-        out[indexes.numpy()] = z.view(b, v, -1).cpu().numpy().astype(out.dtype)
+        rows = z.view(b, v, -1).cpu().numpy().astype(out.dtype)
+        if not np.isfinite(rows).all():
+            raise DataError(f"the teacher gave non-finite embeddings for images "
+                            f"{int(indexes[0])}..{int(indexes[-1])}; check the teacher file "
+                            "(and teacher_precision: 16 may overflow) before caching it.")
+        out[indexes.numpy()] = rows
         done += b
         if int(indexes[-1]) == last[pending[0]]:
             out.flush()
-            (tmp / DONE / f"{pending.pop(0):06d}").touch()
+            c = pending.pop(0)
+            sums = chunk_checksum(out[c * chunk:min(len(dataset), (c + 1) * chunk)])
+            (tmp / DONE / f"{c:06d}").write_text(sums)
             if report:
                 rate = done / (time.perf_counter() - start)
                 print(f"seed-solo cache: {done}/{total} images of this rank's shard "

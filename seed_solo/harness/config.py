@@ -15,6 +15,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from solo.args import linear as solo_linear
 
+from seed_solo.core.errors import ConfigError
+from seed_solo.data.image_folders import check_data_paths
 from seed_solo.harness.backbones import register_students
 from seed_solo.harness.launch import check_launch
 
@@ -33,7 +35,8 @@ def require_epochs(cfg: DictConfig) -> None:
     """``max_epochs`` must be a whole number of at least 1 (0 would divide by zero later)."""
     epochs = cfg.get("max_epochs")
     if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
+        raise ConfigError(
+            f"max_epochs={epochs}: train for at least 1 epoch (max_epochs=1 or more).")
 
 
 def devices_for_parse(cfg: DictConfig, check: bool = True) -> Any:
@@ -54,10 +57,20 @@ def devices_for_parse(cfg: DictConfig, check: bool = True) -> Any:
     return original
 
 
+def check_data(cfg: DictConfig) -> None:
+    """The image folders of ``cfg.data`` exist and list each image once
+    (:func:`seed_solo.data.image_folders.check_data_paths`), before solo-learn lists them."""
+    data = cfg.get("data") or {}
+    check_data_paths(str(data.get("dataset", "")), str(data.get("format", "image_folder")),
+                     {"data.train_path": data.get("train_path"),
+                      "data.val_path": data.get("val_path")})
+
+
 def parse_linear(cfg: DictConfig) -> Tuple[DictConfig, Any]:
     """(solo-learn's parsed linear config, the Trainer's ``devices``)."""
     OmegaConf.set_struct(cfg, False)
     register_students([str(cfg.get("backbone", {}).get("name", ""))])  # solo checks the name
     require_epochs(cfg)
+    check_data(cfg)
     devices = devices_for_parse(cfg)
     return solo_linear.parse_cfg(cfg), devices

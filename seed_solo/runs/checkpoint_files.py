@@ -13,6 +13,8 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Union
 import torch
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError, MissingFileError
+
 StateDict = Dict[str, Tensor]
 
 
@@ -87,7 +89,7 @@ def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False,
             return torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as err:
             if not allow_inert_objects:
-                raise ValueError(
+                raise CheckpointError(
                     f"{str(path)!r} holds pickled objects besides tensors, which weights_only=True "
                     f"refuses ({str(err).splitlines()[0]}); re-save its state_dict alone with "
                     "torch.save(ckpt['state_dict'], path) and load that."
@@ -96,7 +98,7 @@ def read_checkpoint(path: Union[str, Path], allow_inert_objects: bool = False,
             path, map_location="cpu", weights_only=False, pickle_module=_InertPickleModule
         )
     except (EOFError, RuntimeError) as err:  # a legacy (non-zip) file cut short, or corrupt
-        raise ValueError(
+        raise CheckpointError(
             f"{what} {str(path)!r} could not be read ({str(err).splitlines()[0][:120]}); it is "
             "truncated or corrupt: fetch or copy it again."
         ) from err
@@ -115,28 +117,28 @@ def check_readable(path: Path, what: str = "checkpoint") -> None:
             neither a zip archive nor a pickle (torch.save's two formats).
     """
     if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; pass an existing file.")
+        raise MissingFileError(f"{what} {str(path)!r} does not exist; pass an existing file.")
     size = path.stat().st_size
     if size == 0:
-        raise ValueError(f"{what} {str(path)!r} is empty (0 bytes), the trace of a failed "
-                         "download or copy; fetch or copy it again.")
+        raise CheckpointError(f"{what} {str(path)!r} is empty (0 bytes), the trace of a failed "
+                              "download or copy; fetch or copy it again.")
     with open(path, "rb") as f:
         head = f.read(4)
     if head == _ZIP_MAGIC:
         if not zipfile.is_zipfile(path):
-            raise ValueError(f"{what} {str(path)!r} is truncated ({size} bytes, a zip archive "
-                             "without its end): it was cut off while written or fetched; fetch "
-                             "or copy it again.")
+            raise CheckpointError(
+                f"{what} {str(path)!r} is truncated ({size} bytes, a zip archive without its "
+                "end): it was cut off while written or fetched; fetch or copy it again.")
     elif head[0] != _PICKLE_PROTO:
-        raise ValueError(f"{what} {str(path)!r} is not a PyTorch checkpoint (neither a zip "
-                         "archive nor a pickle, as torch.save writes); check the path.")
+        raise CheckpointError(f"{what} {str(path)!r} is not a PyTorch checkpoint (neither a zip "
+                              "archive nor a pickle, as torch.save writes); check the path.")
 
 
 def unwrap_state_dict(obj: Any,
                       keys: Iterable[str] = ("state_dict", "model", "module")) -> StateDict:
     """The tensor dict of a checkpoint: ``obj[k]`` for the first of ``keys`` there, else ``obj``."""
     if not isinstance(obj, Mapping):
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint holds a {type(obj).__name__}, expected a dict of tensors; save "
             "model.state_dict() rather than the model."
         )
@@ -175,7 +177,7 @@ def load_exact(module: nn.Module, sd: Mapping[str, Tensor], what: str = "teacher
     hint = (f" Check the format (got {fmt!r}; pass teacher_format explicitly if auto-detection "
             "chose wrongly) or the architecture." if fmt else "")
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"{what}: checkpoint keys do not fit the model: missing {len(missing)} "
             f"[{_short(missing)}], unexpected {len(unexpected)} [{_short(unexpected)}].{hint}"
         )
@@ -185,7 +187,7 @@ def load_exact(module: nn.Module, sd: Mapping[str, Tensor], what: str = "teacher
         if tuple(sd[k].shape) != tuple(v.shape)
     ]
     if bad:
-        raise ValueError(
+        raise CheckpointError(
             f"{what}: {len(bad)} tensor shapes do not fit the model: {'; '.join(bad[:4])}.{hint}"
         )
     module.load_state_dict(sd, strict=True)
@@ -199,7 +201,7 @@ def load_prefixed(module: nn.Module, state: Mapping[str, Tensor], prefix: str, w
     """
     sub = strip_prefix(state, prefix)
     if not sub:
-        raise ValueError(
+        raise CheckpointError(
             f"no '{prefix}*' keys in the checkpoint for the {what}; found prefixes "
             f"{sorted({k.split('.')[0] for k in state})}. Is it a solo-learn/seed-solo checkpoint?"
         )

@@ -13,11 +13,16 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
+from seed_solo.core.errors import MissingFileError
 from seed_solo.runs.checkpoint_files import check_readable, read_checkpoint
 
 ARGS_FILE = "args.json"
-#: what a checkpoint must hold to resume training from it (Lightning's keys)
-TRAINING_STATE = ("state_dict", "epoch", "global_step")
+#: one JSON object per trained epoch: every logged metric (:class:`seed_solo.harness.trainer.
+#: MetricsHistory` writes it)
+METRICS_FILE = "metrics.jsonl"
+#: what a checkpoint must hold to resume training from it (the keys Lightning's restore reads)
+TRAINING_STATE = ("state_dict", "epoch", "global_step", "pytorch-lightning_version", "loops",
+                  "optimizer_states")
 _EPOCH = re.compile(r"ep=(\d+)")
 
 
@@ -81,7 +86,7 @@ def find_checkpoint(path: Union[str, Path], log: Callable[[str], Any] = print) -
     passed: List[str] = []
     found = last_checkpoint(path, log, passed=passed)
     if found is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no whole *.ckpt file in {str(path)!r}; pass a checkpoint file or the run folder "
             "<checkpoint.dir>/<method>/<run> that holds one."
             + (f" Passed over: {'; '.join(passed)}" if passed else "")
@@ -99,13 +104,26 @@ def read_args(path: Union[str, Path]) -> Dict[str, Any]:
     folder = path if path.is_dir() else path.parent
     args_path = folder / ARGS_FILE
     if not args_path.is_file():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"{str(args_path)!r} not found: a solo-learn run folder holds the args.json that "
             "solo-learn's Checkpointer writes beside the .ckpt (it names the backbone and "
             "method); copy it there."
         )
     with open(args_path) as f:
         return json.load(f)
+
+
+def read_metrics(folder: Union[str, Path]) -> List[Dict[str, Any]]:
+    """The rows of a run folder's :data:`METRICS_FILE`, oldest first (none: an empty list); a
+    line cut off by a kill is left out."""
+    path = Path(folder) / METRICS_FILE
+    rows = []
+    for line in (path.read_text().splitlines() if path.is_file() else []):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
 
 
 def run_dirs(method_dir: Union[str, Path]) -> List[Path]:

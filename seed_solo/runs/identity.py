@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
+from seed_solo.core.objectives.registry import DEFAULTS
 from seed_solo.runs.folders import find_checkpoint
 
 IDENTITY_FILE = "identity.json"
@@ -25,7 +26,22 @@ IDENTITY_KEYS = (
     "method_kwargs.tau_teacher", "method_kwargs.tau_student", "method_kwargs.teacher_cache",
     "pretrained_feature_extractor",
     "detection",  # seed_solo.detect: initialisation, detector, data, solver (not its length)
+    # the objective and what sets it apart (core/objectives/registry.DEFAULTS); MoCo's terms
+    "method_kwargs.objective", "method_kwargs.head", "method_kwargs.proj_hidden_dim",
+    "method_kwargs.self_positive", "method_kwargs.enqueue", "method_kwargs.queue_gather",
+    "method_kwargs.mixup", "method_kwargs.local_weight", "method_kwargs.tau_local",
+    "method_kwargs.dense_normalize", "method_kwargs.ssl_weight", "method_kwargs.temperature",
 )  # not max_epochs: resuming with more epochs extends a run
+_UNKNOWN = object()
+#: keys added to IDENTITY_KEYS after identity files were first written, with the value every
+#: run before them had (_UNKNOWN: not recorded, never compared against an older file)
+EARLIER: Dict[str, Any] = {
+    "method_kwargs.objective": "seed",
+    **{f"method_kwargs.{k}": v for k, v in DEFAULTS.items() if k not in ("queue_size",
+                                                                       "tau_teacher",
+                                                                       "tau_student")},
+    "method_kwargs.proj_hidden_dim": _UNKNOWN, "method_kwargs.temperature": _UNKNOWN,
+}
 _FINGERPRINT_BYTES = 8 << 20
 
 Difference = Tuple[str, Any, Any]
@@ -125,7 +141,13 @@ def identity(cfg: Mapping[str, Any]) -> Dict[str, Any]:
 
 def first_difference(old: Mapping[str, Any], new: Mapping[str, Any]) -> Optional[str]:
     """``key: old -> new`` for the first run-defining setting that differs, None when none
-    does (an identity written before a key existed matches a run where it is unset)."""
+    does. An identity written before a key existed matches a run where it is unset, or where
+    it has the value every earlier run had (:data:`EARLIER`: a SEED run of an earlier seed-solo
+    continues as objective ``seed``); keys whose earlier value is unknown are not compared."""
+    old = dict(old)
+    for key, earlier in EARLIER.items():
+        if key not in old and key in new:
+            old[key] = new[key] if earlier is _UNKNOWN or new[key] is None else earlier
     found = differences(old, new, [*IDENTITY_KEYS, "augmentations", "teacher_file"])
     if not found:
         return None

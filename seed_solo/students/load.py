@@ -14,7 +14,9 @@ from typing import Any, Dict, Mapping, Optional, Union
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from seed_solo.nets.projector import projection_head
+from seed_solo.core.errors import MissingFileError
+from seed_solo.core.objectives.registry import METHOD, objective
+from seed_solo.nets.projector import student_head
 from seed_solo.runs.checkpoint_files import load_prefixed, read_checkpoint
 from seed_solo.runs.folders import find_checkpoint, read_args
 from seed_solo.students.solo_backbone import build_solo_backbone
@@ -65,8 +67,8 @@ def load_backbone(checkpoint: Union[str, Path], name: str, kwargs: Mapping[str, 
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{str(checkpoint)!r} does not exist; pass a run folder "
-                                "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
+        raise MissingFileError(f"{str(checkpoint)!r} does not exist; pass a run folder "
+                               "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
     backbone, features = build_solo_backbone(name, kwargs, method, dataset)
     state = read_checkpoint(checkpoint, allow_inert_objects=True,
                             what="student checkpoint")["state_dict"]
@@ -79,8 +81,8 @@ def load_student(source: Union[str, Path]) -> TrainedStudent:
     beside it, rebuilt from ``args.json``."""
     checkpoint = find_checkpoint(source)
     if not checkpoint.is_file():
-        raise FileNotFoundError(f"{str(checkpoint)!r} does not exist; pass a run folder "
-                                "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
+        raise MissingFileError(f"{str(checkpoint)!r} does not exist; pass a run folder "
+                               "(<checkpoint.dir>/<method>/<run>) or a .ckpt inside one.")
     args = read_args(checkpoint)
     bb = args.get("backbone") or {}
     return load_backbone(checkpoint, bb["name"], bb.get("kwargs") or {}, args.get("method", ""),
@@ -88,8 +90,16 @@ def load_student(source: Union[str, Path]) -> TrainedStudent:
 
 
 def with_projector(student: TrainedStudent) -> Student:
-    """The SEED student's backbone and projection head (z = its L2-normalised output)."""
+    """A distilled student's backbone and head (z = its L2-normalised output): the head of the
+    run's ``method_kwargs.head`` (SEED's MLP for runs before it existed, and MoCo's projector
+    for ``seed_mocov2``, the same shape); none for an objective without a global term (dense:
+    z = the backbone's features)."""
     kw = student.args["method_kwargs"]
-    projector = projection_head(student.features, kw["proj_hidden_dim"], kw["proj_output_dim"])
+    obj = objective(kw.get("objective", "seed"))
+    if obj.global_term is None:
+        return Student(student.backbone)
+    kind = "mlp" if obj.method != METHOD else kw.get("head", "mlp")
+    projector = student_head(kind, student.features, kw["proj_hidden_dim"],
+                             kw["proj_output_dim"])
     load_prefixed(projector, student.state, "projector.", "projector")
     return Student(student.backbone, projector.eval())

@@ -14,6 +14,7 @@ import timm
 import torchvision
 from torch import nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.core.unknown_names import unknown_name
 from seed_solo.nets.library_models import (
     PREFIXES,
@@ -134,7 +135,7 @@ def create_student(name: str, **kwargs: Any) -> nn.Module:
     if str(name).startswith(PREFIXES):
         return library_student(name, **kwargs)
     if name not in STUDENTS:
-        raise KeyError(unknown_student(name, STUDENTS))
+        raise ConfigError(unknown_student(name, STUDENTS))
     return STUDENTS[name].build(**kwargs)
 
 

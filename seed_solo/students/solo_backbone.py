@@ -10,6 +10,7 @@ from typing import Any, Mapping, Tuple
 
 from torch import nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.nets.library_models import PREFIXES, drop_classifier
 from seed_solo.students.registry import STUDENTS, create_student, unknown_student
 
@@ -43,7 +44,7 @@ def build_solo_backbone(name: str, kwargs: Mapping[str, Any], method: str,
     elif name in STUDENTS or str(name).startswith(PREFIXES):
         backbone = create_student(name, **kwargs)
     else:
-        raise ValueError(unknown_student(name, [*solo, *STUDENTS]) + (
+        raise ConfigError(unknown_student(name, [*solo, *STUDENTS]) + (
             "" if solo else " (solo-learn is not installed: its own backbones are unknown)"))
     if name.startswith("resnet"):
         dim = drop_classifier(backbone)

@@ -31,7 +31,8 @@ from solo.data.pretrain_dataloader import build_transform_pipeline, prepare_data
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from seed_solo.core.errors import UserError
+from seed_solo.core.errors import ConfigError, DataError
+from seed_solo.core.objectives.registry import SSL_METHOD
 from seed_solo.data.unreadable import CheckedImages
 from seed_solo.teacher_cache.store import TeacherCache, expected_meta
 
@@ -111,13 +112,16 @@ def view_transform(cfg: DictConfig) -> Callable[[Any], Tensor]:
 
 
 def single_view_augmentation(cfg: DictConfig) -> dict:
-    """The one augmentation entry a cached run replays (a view is one crop), as a dict."""
+    """The one augmentation entry a cached run replays, as a dict. Its first crop of each image
+    is the replayed view; SEED + MoCo v2 (``method=seed_mocov2``) takes a second crop, a fresh
+    random one the teacher never sees."""
     augs = cfg.augmentations
     crops = [int(a.num_crops) for a in augs]
-    if len(augs) != 1 or crops != [1]:
-        raise ValueError(
+    want = 2 if cfg.get("method") == SSL_METHOD else 1
+    if len(augs) != 1 or crops != [want]:
+        raise ConfigError(
             f"a teacher cache replays one crop per image, but the augmentations give crops "
-            f"{crops}; use one augmentation with num_crops: 1 (small patches need the live "
+            f"{crops}; use one augmentation with num_crops: {want} (small patches need the live "
             "teacher: drop method_kwargs.teacher_cache)."
         )
     return OmegaConf.to_container(augs[0], resolve=True)
@@ -143,8 +147,8 @@ def images_digest(images: Any) -> str:
         h.update(json.dumps(list(map(int, getattr(images, "targets", None) or
                                      getattr(images, "labels", [])))).encode())
     else:
-        raise ValueError(f"cannot list the images of a {type(images).__name__} data set; a "
-                         "teacher cache needs an image folder, CIFAR or STL-10.")
+        raise DataError(f"cannot list the images of a {type(images).__name__} data set; a "
+                        "teacher cache needs an image folder, CIFAR or STL-10.")
     return h.hexdigest()
 
 
@@ -179,11 +183,14 @@ def training_images(cfg: DictConfig) -> CheckedImages:
 
 
 class ReplayedViews(Dataset):
-    """Training items from a key ``(i, v)``: ``(tensor([index, v]), [view v of image index],
-    label)``, the first element in place of solo-learn's index (BaseMethod ignores it)."""
+    """Training items from a key ``(i, v)``: ``(tensor([index, v]), [view v of image index,
+    then crops - 1 fresh crops], label)``, the first element in place of solo-learn's index
+    (BaseMethod ignores it)."""
 
-    def __init__(self, images: Any, transform: Callable[[Any], Tensor], seed: int) -> None:
+    def __init__(self, images: Any, transform: Callable[[Any], Tensor], seed: int,
+                 crops: int = 1) -> None:
         self.images, self.transform, self.seed = images, transform, int(seed)
+        self.crops = int(crops)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -192,7 +199,8 @@ class ReplayedViews(Dataset):
         i, view = key
         index, image, label = self.images[int(i)]  # a skipped image is replaced, with its index
         crop = render_view(self.transform, image, self.seed, index, int(view))
-        return torch.tensor([index, int(view)]), [crop], label
+        fresh = [self.transform(image) for _ in range(self.crops - 1)]
+        return torch.tensor([index, int(view)]), [crop, *fresh], label
 
 
 class AllViews(Dataset):
@@ -209,8 +217,8 @@ class AllViews(Dataset):
     def __getitem__(self, i: int) -> Tuple[int, Tensor]:
         index, image, _ = self.images[int(i)]
         if index != i:  # data.on_corrupt=skip served another image: its views are not i's
-            raise ValueError(f"image {i} cannot be read; the cache pass needs every image "
-                             "readable: replace it (data.on_corrupt=skip is for live runs).")
+            raise DataError(f"image {i} cannot be read; the cache pass needs every image "
+                            "readable: replace it (data.on_corrupt=skip is for live runs).")
         return index, torch.stack([render_view(self.transform, image, self.seed, index, v)
                                    for v in range(self.views)])
 
@@ -255,7 +263,8 @@ def cached_train_loader(cfg: DictConfig) -> Tuple[DataLoader, CheckedImages]:
     images = training_images(cfg)
     cache = TeacherCache(cfg.method_kwargs.teacher_cache)
     cache.check(run_meta(cfg, images))
-    dataset = ReplayedViews(images, view_transform(cfg), cfg.seed)
+    crops = int(cfg.augmentations[0].num_crops)
+    dataset = ReplayedViews(images, view_transform(cfg), cfg.seed, crops)
     loader = DataLoader(
         dataset, batch_size=cfg.optimizer.batch_size,
         sampler=ViewSampler(len(dataset), cache.views, cfg.seed), collate_fn=CachedRows(cache),
@@ -267,6 +276,6 @@ def cached_train_loader(cfg: DictConfig) -> Tuple[DataLoader, CheckedImages]:
 def check_cacheable(cfg: DictConfig) -> None:
     """Fail early, with the fix, on settings a cache cannot serve."""
     if cfg.data.format == "dali":
-        raise UserError("a teacher cache needs data.format=image_folder: DALI's "
-                        "pipelines cannot be replayed, so DALI runs keep the live teacher.")
+        raise ConfigError("a teacher cache needs data.format=image_folder: DALI's "
+                          "pipelines cannot be replayed, so DALI runs keep the live teacher.")
     single_view_augmentation(cfg)

@@ -14,6 +14,7 @@ from typing import Tuple
 from timm.models.convnext import ConvNeXt, checkpoint_filter_fn
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError
 from seed_solo.runs.checkpoint_files import StateDict
 
 
@@ -22,8 +23,8 @@ def convnext(sd: StateDict) -> Tuple[nn.Module, StateDict, StateDict]:
     for i in range(4):
         key = f"downsample_layers.{i}.{0 if i == 0 else 1}.weight"
         if key not in sd:
-            raise ValueError(f"convnext checkpoint lacks {key!r}; check teacher_format (keys "
-                             f"start {', '.join(sorted(sd)[:4])}).")
+            raise CheckpointError(f"convnext checkpoint lacks {key!r}; check teacher_format (keys "
+                                  f"start {', '.join(sorted(sd)[:4])}).")
         dims.append(int(sd[key].shape[0]))
         depths.append(1 + max((int(m.group(1)) for k in sd
                                if (m := re.match(rf"stages\.{i}\.(\d+)\.", k))), default=-1))

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -36,8 +37,8 @@ from tqdm import tqdm
 
 from seed_solo.core.distributed import is_distributed
 from seed_solo.core.distributed import rank as global_rank
-from seed_solo.core.errors import UserError
-from seed_solo.runs.atomic import atomic_path, write_json
+from seed_solo.core.errors import CheckpointError, ConfigError, MissingFileError, UserError
+from seed_solo.runs.atomic import alive, atomic_path, write_json
 from seed_solo.runs.locks import folder_lock
 from seed_solo.teachers.zoo import ZooEntry
 
@@ -75,7 +76,7 @@ def parse_checksum(checksum: str | None) -> Tuple[str, str] | None:
         algo, digest = ("sha256" if len(checksum) == 64 else "md5"), checksum
     algo = algo.lower()
     if algo not in ("md5", "sha256") or not digest:
-        raise ValueError(f"checksum {checksum!r} is not 'md5:<hex>' or 'sha256:<hex>'.")
+        raise ConfigError(f"checksum {checksum!r} is not 'md5:<hex>' or 'sha256:<hex>'.")
     return algo, digest.lower()
 
 
@@ -136,7 +137,7 @@ def _download_one(url: str, dest: Path, checksum: str | None, timeout: float) ->
     record(dest, sha256.hexdigest(), source=url)
 
 
-class ChecksumError(ValueError):
+class ChecksumError(CheckpointError):
     """A file's hash does not start with the expected prefix."""
 
 
@@ -227,6 +228,11 @@ def _ensure(urls: List[str], dest: Path, checksum: str | None, timeout: float) -
     dest.parent.mkdir(parents=True, exist_ok=True)
     failures = []
     for url in urls:
+        if url.lower().startswith("http://") and not checksum:
+            print(f"seed-solo: warning: {url} is plain http and has no checksum, so a file "
+                  "changed on its way would go unnoticed; use its https url, or give its "
+                  "checksum (a zoo entry's checksum, or the teacher option checksum=sha256:...).",
+                  file=sys.stderr)
         try:
             _download_one(url, dest, checksum, timeout)
             return
@@ -290,23 +296,19 @@ def _remove_stale_parts(dest: Path) -> None:
     ``.<name>.<pid>.part`` and torch.hub's ``.<name>.<pid>.part.<hex>.partial`` inside it."""
     for part in dest.parent.glob(f".{dest.name}.*.part*"):
         pid = part.name[len(dest.name) + 2:].split(".")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
             part.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def downloaded_path(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
-    """Where zoo ``entry``'s file is (or will be) in the download folder."""
-    return download_dir(folder) / entry.filename
+    """Where zoo ``entry``'s file is (or will be) in the download folder (never outside it:
+    :class:`~seed_solo.teachers.zoo.ZooEntry` refuses a name that would leave it)."""
+    base = download_dir(folder)
+    path = base / entry.filename
+    if path.resolve().parent != base.resolve():
+        raise ConfigError(f"zoo entry {entry.name!r} would be written to {path}, outside the "
+                          f"download folder {base}; rename it.")
+    return path
 
 
 def fetch(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
@@ -319,7 +321,7 @@ def fetch(entry: ZooEntry, folder: Union[str, Path] | None = None) -> Path:
     if entry.gated:
         path = downloaded_path(entry, folder)
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"{entry.name} is a gated download under the {entry.licence}: request it at "
                 f"{entry.url}, then save {entry.file or 'the file'} as {path} or pass its path "
                 "as the teacher."

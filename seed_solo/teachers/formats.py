@@ -27,6 +27,7 @@ from typing import Any, Callable, Dict, Mapping, Set, Tuple
 
 from torch import nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD, Renormalize
 from seed_solo.nets.resnet import ResNet, arch_name, spec_from_state_dict
 from seed_solo.runs.checkpoint_files import StateDict, load_exact, unwrap_state_dict
@@ -137,7 +138,7 @@ def detect_format(sd: Mapping[str, Any]) -> str:
         if fmt.detect is not None and fmt.detect(keys):
             return fmt.name
     sample = ", ".join(sorted(keys)[:6])
-    raise ValueError(
+    raise CheckpointError(
         f"could not detect the checkpoint's layout from its keys ({sample}, ...); expected one "
         f"of {', '.join([*META_FORMATS, *FORMATS])} or a solo-learn .ckpt with args.json beside "
         "it: pass teacher_format explicitly."
@@ -145,7 +146,8 @@ def detect_format(sd: Mapping[str, Any]) -> str:
 
 
 def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
-                          input_norm: str | None = None, embedding: str | None = None
+                          input_norm: str | None = None, embedding: str | None = None,
+                          head: str | None = None
                           ) -> Tuple[nn.Module, int, nn.Module | None, str]:
     """Build the teacher of a loaded checkpoint ``raw`` in layout ``fmt``.
 
@@ -155,6 +157,9 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         name: the file's name, for messages.
         input_norm: override the format's input normalisation (``imagenet`` or ``none``).
         embedding: ViT layouts only: ``cls`` (default), ``mean`` or ``cls+mean``.
+        head: ``none`` leaves the file's projection head out: a ResNet layout then embeds with
+            the pooled backbone features (SimReg's and CompRess's target), a ViT layout with its
+            token embedding; default: the head.
 
     Returns:
         (model, d, preprocess, description); ``model`` maps ImageNet-normalised images to (B, d).
@@ -164,22 +169,27 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
         fmt = detect_format(sd)
     norm = input_norm or "imagenet"
     if norm not in INPUT_NORMS:
-        raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
+        raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
     if fmt in META_FORMATS:
-        model, dim, desc = build_meta_layout(strip_module(sd), fmt, name, embedding)
+        model, dim, desc = build_meta_layout(strip_module(sd), fmt, name, embedding, head)
         pre = Renormalize(IMAGENET_MEAN, IMAGENET_STD) if norm == "none" else None
         return model, dim, pre, desc
     if embedding not in (None, "pooled"):
-        raise ValueError(f"teacher_options.embedding={embedding!r} applies to ViT formats "
-                         f"({', '.join(META_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
+        raise ConfigError(f"teacher_options.embedding={embedding!r} applies to ViT formats "
+                          f"({', '.join(META_FORMATS)}); {fmt!r} embeds pooled features: drop it.")
     layout = FORMATS[fmt]
     converted = layout.convert(sd)
+    if head not in (None, "projector", "none"):
+        raise ConfigError(f"teacher_options.head must be 'none' (the pooled backbone features) or "
+                         f"left unset, got {head!r}.")
+    if head == "none":
+        converted = {k: v for k, v in converted.items() if not k.startswith("head.")}
     backbone_sd = {k[len("backbone."):]: v for k, v in converted.items()
                    if k.startswith("backbone.")}
     try:
         spec = spec_from_state_dict(backbone_sd)
     except ValueError as err:
-        raise ValueError(f"{name} as format {fmt!r}: {err}") from err
+        raise CheckpointError(f"{name} as format {fmt!r}: {err}") from err
     backbone = ResNet(spec)
     head_sd = {k[len("head."):]: v for k, v in converted.items() if k.startswith("head.")}
     head = mlp_from_state_dict(head_sd, "relu", f"{name} head") if head_sd else None
@@ -188,6 +198,6 @@ def build_from_checkpoint(raw: Any, fmt: str = "auto", name: str = "checkpoint",
     dim = output_dim(model.head, spec.num_features)
     norm = input_norm or layout.input_norm
     if norm not in INPUT_NORMS:
-        raise ValueError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
+        raise ConfigError(f"input_norm must be one of {INPUT_NORMS}, got {norm!r}.")
     pre = Renormalize(IMAGENET_MEAN, IMAGENET_STD) if norm == "none" else None
     return model, dim, pre, f"{fmt} {arch_name(spec)} -> {dim}"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from seed_solo.core.errors import CheckpointError, ConfigError
+from seed_solo.teachers.spatial import embed_and_map, has_maps
+from seed_solo.teachers.vit import check_patch_multiple
 
 PRECISIONS = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
@@ -23,10 +27,20 @@ def normalize_precision(precision: Union[str, int, None], device_type: str = "cp
     if key == "auto":
         return "bf16" if device_type == "cuda" else "32"
     if key not in PRECISIONS:
-        raise ValueError(
+        raise ConfigError(
             f"teacher_precision must be one of 32, bf16, 16 or auto, got {precision!r}."
         )
     return key
+
+
+def patch_size(model: nn.Module) -> Optional[int]:
+    """The side in pixels of the patches a ViT-like ``model`` cuts its input into (its first
+    patch embedding's: timm's ``PatchEmbed``), None for a network without patches."""
+    for module in model.modules():
+        patch = getattr(module, "patch_size", None)
+        if patch is not None and hasattr(module, "proj"):
+            return int(patch[0] if isinstance(patch, (tuple, list)) else patch)
+    return None
 
 
 class FrozenTeacher(nn.Module):
@@ -78,11 +92,30 @@ class FrozenTeacher(nn.Module):
         """Stays in eval mode whatever ``mode`` says."""
         return super().train(False)
 
+    def check_crop(self, size: int, key: str = "the crop") -> None:
+        """Refuse, before any training, a crop of ``size`` px the teacher cannot embed (a ViT's
+        must be a multiple of its patch); ``key`` names the setting in the message."""
+        check_patch_multiple(int(size), patch_size(self.model), key)
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, embed_dim={self.embed_dim}, precision={self.precision!r}"
 
+    @property
+    def has_maps(self) -> bool:
+        """True when :meth:`forward_maps` can give this teacher's feature map."""
+        return has_maps(self.model)
+
     def forward(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) images -> (B, d) L2-normalised float32 embeddings z_T, no graph."""
+        return self._run(images, self.model)[0]
+
+    def forward_maps(self, images: Tensor) -> Tuple[Tensor, Tensor]:
+        """(B, 3, H, W) images -> ((B, d) z_T as :meth:`forward` gives it, (B, C, h, w) float32
+        feature map: ViT patch tokens or a CNN's last map, :mod:`seed_solo.teachers.spatial`),
+        from one forward, no graph."""
+        return self._run(images, lambda x: embed_and_map(self.model, x))
+
+    def _run(self, images: Tensor, fn: Callable[[Tensor], Any]) -> Tuple[Tensor, ...]:
         device_type = images.device.type
         key = normalize_precision(self.precision, device_type)
         dtype = PRECISIONS[key]
@@ -93,12 +126,13 @@ class FrozenTeacher(nn.Module):
                 images = images.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device_type, dtype=dtype or torch.float32,
                                 enabled=dtype is not None):
-                z = self.model(images)
+                out = fn(images)
+            z, *rest = out if isinstance(out, tuple) else (out,)
             if z.ndim != 2 or z.shape[1] != self.embed_dim:
-                raise RuntimeError(
+                raise CheckpointError(
                     f"teacher {self.name!r} returned shape {tuple(z.shape)}, expected "
                     f"(B, {self.embed_dim}); check its format and head."
                 )
-            z = F.normalize(z.float(), dim=1)
+            found = (F.normalize(z.float(), dim=1), *(r.float() for r in rest))
         # an inference tensor cannot be saved for the student's backward; a clone can
-        return z.clone()
+        return tuple(t.clone() for t in found)

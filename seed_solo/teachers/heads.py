@@ -7,6 +7,8 @@ from typing import Callable, Dict, List, Mapping
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seed_solo.core.errors import CheckpointError
+
 
 class Embedder(nn.Module):
     """(B, 3, H, W) images -> backbone -> (B, F) pooled features -> head -> (B, d) embeddings.
@@ -56,7 +58,7 @@ def mlp_from_state_dict(sd: Mapping[str, Tensor], activation: str = "relu",
     for key, value in sd.items():
         head, _, param = key.partition(".")
         if not head.isdigit() or not param:
-            raise ValueError(
+            raise CheckpointError(
                 f"{what}: key {key!r} is not of the form '<index>.<param>' of an nn.Sequential "
                 "MLP; pass the checkpoint's format explicitly or load the model yourself."
             )
@@ -73,7 +75,7 @@ def mlp_from_state_dict(sd: Mapping[str, Tensor], activation: str = "relu",
             w = params["weight"]
             layers.append(nn.Linear(w.shape[1], w.shape[0], bias="bias" in params))
         else:
-            raise ValueError(
+            raise CheckpointError(
                 f"{what}: layer {i} with tensors {sorted(params)} is neither Linear nor "
                 "BatchNorm1d; this head is not supported by the generic rebuild."
             )

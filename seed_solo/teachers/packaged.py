@@ -14,6 +14,7 @@ from typing import Callable, Dict, Tuple
 
 from torch import nn
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.core.unknown_names import unknown_name
 from seed_solo.nets.lite0 import efficientnet_lite0
 
@@ -46,11 +47,11 @@ PACKAGED: Dict[str, PackagedTeacher] = {
 def build_packaged(name: str, **options) -> Tuple[nn.Module, int]:
     """Build the packaged teacher ``name`` with ``options``; ``(model, embed_dim)``."""
     if name not in PACKAGED:
-        raise KeyError(unknown_name("packaged teacher", name, PACKAGED))
+        raise ConfigError(unknown_name("packaged teacher", name, PACKAGED))
     known = set(inspect.signature(PACKAGED[name].build).parameters)
     unknown = set(options) - known
     if unknown:
-        raise TypeError(
+        raise ConfigError(
             f"packaged teacher {name!r} got unknown options {sorted(unknown)}; it takes "
             f"{sorted(known)} (method_kwargs.teacher_options)."
         )

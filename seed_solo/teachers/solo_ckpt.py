@@ -21,6 +21,7 @@ from typing import Tuple, Union
 
 from torch import nn
 
+from seed_solo.core.errors import CheckpointError, ConfigError
 from seed_solo.runs.checkpoint_files import (
     load_exact,
     read_checkpoint,
@@ -57,7 +58,7 @@ def load_solo(path: Union[str, Path], head: str = "projector") -> Tuple[nn.Modul
         method = args["method"]
         bb_name = args["backbone"]["name"]
     except (KeyError, TypeError) as err:
-        raise ValueError(
+        raise CheckpointError(
             f"{str(ckpt.parent / 'args.json')!r} lacks {err}; expected solo-learn's resolved "
             "config with 'method' and 'backbone.name'."
         ) from err
@@ -71,11 +72,11 @@ def load_solo(path: Union[str, Path], head: str = "projector") -> Tuple[nn.Modul
     if head == "none":
         return Embedder(backbone), feat_dim, f"solo {method} {bb_name} backbone"
     if head != "projector":
-        raise ValueError(f"head must be 'projector' or 'none', got {head!r}.")
+        raise ConfigError(f"head must be 'projector' or 'none', got {head!r}.")
 
     proj_sd = strip_prefix(sd, PROJECTOR_PREFIX.get(method, "projector."))
     if not proj_sd:
-        raise ValueError(
+        raise CheckpointError(
             f"{ckpt.name} (method {method!r}) has no 'projector.*' keys; pass head='none' "
             "(teacher_head=none) to use the backbone's pooled features as the embedding."
         )

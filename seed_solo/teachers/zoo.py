@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields
 from importlib.resources import files
 from pathlib import Path
@@ -18,9 +19,11 @@ from urllib.parse import urlparse
 
 import yaml
 
+from seed_solo.core.errors import ConfigError, MissingFileError
 from seed_solo.core.unknown_names import unknown_name
 
 ENV_ZOO = "SEED_SOLO_ZOO"
+_FILE_NAME = re.compile(r"[A-Za-z0-9](?!.*\.\.)[A-Za-z0-9._+-]*")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,14 @@ class ZooEntry:
     def urls(self) -> List[str]:
         return [self.url, *self.mirrors]
 
+    def __post_init__(self) -> None:
+        # the name is the file's name in the download folder: one path component, no escape
+        if not _FILE_NAME.fullmatch(self.name) or not _FILE_NAME.fullmatch(self.filename):
+            raise ConfigError(
+                f"zoo name {self.name!r} cannot name a file in the download folder (it gives "
+                f"{self.filename!r}); use letters, digits, '.', '_', '+' and '-', starting "
+                "with a letter or digit (no '/' and no '..').")
+
 
 class Registry(Dict[str, ZooEntry]):
     """Name -> :class:`ZooEntry`; ``get_entry`` fails with the closest names."""
@@ -79,14 +90,14 @@ class Registry(Dict[str, ZooEntry]):
 
     def get_entry(self, name: str) -> ZooEntry:
         if name not in self:
-            raise KeyError(self.unknown(name))
+            raise ConfigError(self.unknown(name))
         return self[name]
 
 
 def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
     if not isinstance(data, Mapping):
-        raise ValueError(f"{origin}: expected a mapping of name -> fields, got "
-                         f"{type(data).__name__}.")
+        raise ConfigError(f"{origin}: expected a mapping of name -> fields, got "
+                          f"{type(data).__name__}.")
     known = {f.name for f in fields(ZooEntry)}
     out = {}
     for name, spec in data.items():
@@ -94,12 +105,15 @@ def _entries(data: Any, origin: str) -> Dict[str, ZooEntry]:
         unknown = set(spec) - known
         required = {"url", "method", "arch", "format", "embed_dim"}
         if unknown or not required <= set(spec):
-            raise ValueError(
+            raise ConfigError(
                 f"{origin}: entry {name!r} has unknown fields {sorted(unknown)} or lacks "
                 f"{sorted(required - set(spec))}; expected fields {sorted(known - {'name'})}."
             )
         spec["mirrors"] = tuple(spec.get("mirrors") or ())
-        out[str(name)] = ZooEntry(name=str(name), **spec)
+        try:
+            out[str(name)] = ZooEntry(name=str(name), **spec)
+        except ConfigError as err:
+            raise ConfigError(f"{origin}: {err}") from None
     return out
 
 
@@ -115,7 +129,7 @@ def registry(zoo_file: Union[str, Path] | None = None) -> Registry:
     if user:
         path = Path(user).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"zoo file {str(path)!r} (from {'zoo_file' if zoo_file else ENV_ZOO}) does not "
                 "exist; point it at a YAML or JSON file of name -> {url, method, arch, format, "
                 "embed_dim, ...} entries."

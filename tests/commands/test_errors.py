@@ -34,7 +34,7 @@ def test_zero_epochs_is_one_sentence_and_debug_shows_the_trace(tiny_data, tmp_pa
     assert_one_line_error(run(cmd, env), "error: max_epochs=0: train for at least 1 epoch")
     debug = run(cmd, {**env, "SEED_SOLO_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr
-    assert "ValueError: max_epochs=0" in debug.stderr
+    assert "ConfigError: max_epochs=0" in debug.stderr
 
 
 def test_linear_on_fewer_than_five_classes_says_why(tmp_path):

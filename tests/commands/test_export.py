@@ -184,3 +184,72 @@ def test_detectron2_export_refuses_what_detectron2_cannot_hold(tmp_path, capsys)
     assert main(["export", str(cifar), "--to", "detectron2", str(tmp_path / "o.pkl")]) == 2
     assert "3x3 CIFAR stem" in capsys.readouterr().err
     assert not (tmp_path / "o.pkl").exists()
+
+
+def test_an_export_to_a_place_that_cannot_be_written_is_one_sentence(tmp_path, capsys):
+    from seed_solo.cli import main
+
+    folder, _ = fake_run(tmp_path, "mobilenetv3_small_050")
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "student.pth"
+    assert main(["export", str(folder), "--to", "timm", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (f"error: cannot write {out}: a part of its path is a file, "
+                                   "not a folder; free space or make it writable there, or "
+                                   "choose another OUT.")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("name, kwargs, target, arch", [
+    ("resnet18", {}, "torchvision", "resnet18"),
+    ("timm:convnext_atto", {}, "timm", "convnext_atto"),
+    ("tiny_resnet10", {"width": 4}, "onnx", "tiny_resnet10"),
+])
+def test_without_to_the_format_follows_the_student(tmp_path, capsys, name, kwargs, target, arch):
+    pytest.importorskip("onnxruntime", reason="the export extra (make setup installs it)")
+    from seed_solo.cli import main
+
+    folder, _ = fake_run(tmp_path, name, kwargs, epochs=(1,))
+    assert main(["export", str(folder)]) == 0
+    out = folder / ("student.onnx" if target == "onnx" else "student.pth")
+    assert f"wrote {out} ({target} {arch})" in capsys.readouterr().out
+    assert out.is_file()
+
+
+def test_onnx_takes_any_height_and_width_where_the_student_does(tmp_path, capsys):
+    import onnxruntime
+
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, "tiny_resnet10", {"width": 4}, epochs=(1,))
+    assert main(["export", str(folder), "--to", "onnx"]) == 0
+    printed = capsys.readouterr().out
+    assert "(B, 3, H, W), any H and W" in printed and "note:" not in printed
+    session = onnxruntime.InferenceSession(str(folder / "student.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    for shape in ((2, 3, 32, 32), (1, 3, 64, 64), (3, 3, 48, 40)):  # trained at 32 px
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(shape[-1]))
+        with torch.no_grad():
+            expected = net(x)
+        got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+        assert float((got - expected).abs().max()) < 1e-4
+
+
+def test_a_student_built_for_one_size_gets_a_fixed_size_onnx_and_says_so(tmp_path, capsys):
+    import onnxruntime
+
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, "timm:vit_tiny_patch16_224", {"img_size": 32}, epochs=(1,))
+    assert main(["export", str(folder), "--to", "onnx"]) == 0
+    assert ("note: height and width fixed at 32 px: the student itself takes no 64 px input"
+            in capsys.readouterr().out)
+    session = onnxruntime.InferenceSession(str(folder / "student.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = net(x)
+    assert float((torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+                  - expected).abs().max()) < 1e-4
+    with pytest.raises(Exception, match="images"):  # the graph's input is 32 x 32
+        session.run(None, {"images": torch.randn(1, 3, 64, 64).numpy()})

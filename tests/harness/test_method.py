@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from seed_solo.core.errors import CheckpointError, ConfigError
 from tests.support.commands import REPO
 from tests.support.seed_method import fit_steps, make_cfg
 from tests.support.solo import needs_solo
@@ -49,15 +50,15 @@ def test_teacher_is_outside_optimizer_and_checkpoint(tiny_data):
     fresh = SEED(make_cfg(tiny_data))
     fresh.load_state_dict(state)  # strict on the student, teacher absent by design
     del state["projector.0.weight"]
-    with pytest.raises(RuntimeError, match=r"missing keys \['projector.0.weight'\]"):
+    with pytest.raises(CheckpointError, match=r"missing keys \['projector.0.weight'\]"):
         fresh.load_state_dict(state)
 
 
 @pytest.mark.parametrize("override, error, match", [
-    ("backbone.name=mobilenetv3_lrge", KeyError, "Did you mean mobilenetv3_large"),
-    ("method_kwargs.proj_output_dim=128", ValueError, "embeds into 512 dimensions"),
-    ("method_kwargs.queue_size=4", ValueError, "smaller than the 8 teacher embeddings"),
-    ("method_kwargs.tau_teacher=0", ValueError, "tau_teacher must be positive"),
+    ("backbone.name=mobilenetv3_lrge", ConfigError, "Did you mean mobilenetv3_large"),
+    ("method_kwargs.proj_output_dim=128", ConfigError, "embeds into 512 dimensions"),
+    ("method_kwargs.queue_size=4", ConfigError, "smaller than the 8 teacher embeddings"),
+    ("method_kwargs.tau_teacher=0", ConfigError, "tau_teacher must be positive"),
 ])
 def test_bad_settings_are_clear_errors(tiny_data, override, error, match):
     from seed_solo.harness.methods.seed import SEED

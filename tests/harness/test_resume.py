@@ -38,8 +38,8 @@ def test_resume_takes_the_same_run_its_folder_and_a_whole_checkpoint(tiny_data, 
 
     # another teacher is another run: said, and trained from scratch in a new folder
     other = distill(tiny_data, out, r34, "max_epochs=1")
-    assert (f"not resuming {first}, a different run (method_kwargs.teacher: '{r18}' -> "
-            f"'{r34}')") in other.stdout
+    assert (f"starting a new run: the run folder in {out / 'seed'} is another run ({first.name}: "
+            f"method_kwargs.teacher: '{r18}' -> '{r34}')") in other.stdout
     assert "Resuming" not in other.stdout
     second = next(p for p in folders(out) if p != first)
     assert names(second, "*.ckpt") == ["ep=0.ckpt"]
@@ -63,6 +63,14 @@ def test_resume_takes_the_same_run_its_folder_and_a_whole_checkpoint(tiny_data, 
     assert not list(first.glob(".*.part"))
     last = next(first.glob("*ep=2.ckpt"))
     assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 2
+    stamp = last.stat().st_mtime_ns
+
+    # the run is complete: a rerun says so, names the way to a fresh run, trains nothing
+    done = distill(tiny_data, out, r18, "max_epochs=3")
+    assert (f"{first} is already complete (epoch 3 of 3), nothing to train" in done.stdout
+            and "add auto_resume.enabled=False" in done.stdout)
+    assert names(first, "*.ckpt") == ["ep=2.ckpt", "ep=7.ckpt"]  # the cut-off one is left
+    assert last.stat().st_mtime_ns == stamp
 
     # resuming another run's checkpoint by hand is refused, unless forced
     theirs = next(second.glob("*.ckpt"))

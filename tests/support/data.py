@@ -24,3 +24,17 @@ def make_image_folders(root: Path, classes: int = 5, train_per_class: int = 8,
                 img = np.clip(base + rng.normal(0, 25, base.shape), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(folder / f"{i}{suffix}")
     return root
+
+
+def make_flat_folder(root: Path, images: int = 16, size: int = 32, seed: int = 0) -> Path:
+    """A flat folder of ``images`` unlabelled PNGs (noise over a few colour patterns)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(images):
+        base = np.zeros((size, size, 3), dtype=np.float32)
+        base[..., i % 3] = 200.0
+        img = np.clip(base + rng.normal(0, 40, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(root / f"img{i:03d}.png")
+    return root

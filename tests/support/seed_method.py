@@ -12,12 +12,13 @@ TINY = [
 ]
 
 
-def make_cfg(data, *overrides, teacher="torchvision:resnet18"):
-    """The parsed config of a distill run on ``data`` (the ``train``/``val`` folders)."""
+def make_cfg(data, *overrides, teacher="torchvision:resnet18", config="seed_r18"):
+    """The parsed config of a distill run on ``data`` (the ``train``/``val`` folders), from the
+    ImageNet config ``config`` (an objective's: ``l2_r18``...)."""
     from seed_solo.harness.config import compose_config
     from seed_solo.harness.pretrain import parse_pretrain
 
-    cfg = compose_config(REPO / "configs/distill/imagenet", "seed_r18", [
+    cfg = compose_config(REPO / "configs/distill/imagenet", config, [
         *TINY, f"data.train_path={data}/train", f"data.val_path={data}/val",
         f"method_kwargs.teacher={teacher}", "devices=1", *overrides])
     return parse_pretrain(cfg, check=False)[0]

@@ -9,8 +9,11 @@ published ones (384/768) so the architecture lookup is the real one.
 
 from __future__ import annotations
 
+import math
+
 import timm
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -72,9 +75,30 @@ def dinov3_checkpoint(ref: nn.Module) -> dict:
             out[base + "bias"] = torch.cat([q, torch.zeros(width), v_])
             out[base + "bias_mask"] = torch.cat([torch.ones(width), torch.zeros(width),
                                                  torch.ones(width)])
-    out["mask_token"] = torch.zeros(1, width)
-    out["rope_embed.periods"] = torch.rand(width // ref.blocks[0].attn.num_heads // 4)
+    out["mask_token"] = 0.01 * torch.randn(1, width, generator=torch.Generator().manual_seed(3))
+    out["rope_embed.periods"] = meta_rope_periods(width // ref.blocks[0].attn.num_heads)
     return out
+
+
+def meta_rope_periods(head_dim: int, base: float = 100.0) -> torch.Tensor:
+    """DINOv3's RoPE periods with ``base`` (rope_position_encoding.py): base^(2i / (D_h/2)),
+    i < D_h/4, the buffer its files hold as ``rope_embed.periods``."""
+    return base ** (2 * torch.arange(head_dim // 4, dtype=torch.float32) / (head_dim // 2))
+
+
+def mocov3_sincos(grid: int, dim: int, temperature: float = 10000.0) -> torch.Tensor:
+    """MoCo v3's fixed position embedding of a grid x grid ViT (vits.py
+    ``build_2d_sincos_position_embedding``), (1, 1 + grid^2, dim) with the CLS slot at zero: for
+    the patch in row r, column c and w_i = temperature^(-i / (dim/4)), the four quarters are
+    sin(r w), cos(r w), sin(c w), cos(c w)."""
+    omega = temperature ** -(torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))
+    rows = []
+    for r in range(grid):
+        for c in range(grid):
+            rows.append(torch.cat([torch.sin(r * omega), torch.cos(r * omega),
+                                   torch.sin(c * omega), torch.cos(c * omega)]))
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64),
+                      torch.stack(rows)]).float()[None]
 
 
 def dino_vit_reference(width: int = 384, grid: int = 2) -> nn.Module:
@@ -105,6 +129,8 @@ def mocov3_vit_reference(width: int = 384, grid: int = 2, dim: int = 256,
             layers.append(nn.BatchNorm1d(b, affine=False))
     vit.head = nn.Sequential(*layers)  # builder.py: base_encoder.head = _build_mlp(3, ...)
     randomize(vit)
+    with torch.no_grad():  # vits.py: fixed, never trained
+        vit.pos_embed.copy_(mocov3_sincos(grid, width))
     g = torch.Generator().manual_seed(2)
     for m in vit.head.modules():
         if isinstance(m, nn.BatchNorm1d):
@@ -148,3 +174,118 @@ def convnext_checkpoint(ref: nn.Module) -> dict:
         k = k.replace("head.norm", "norm")
         out[k] = v.clone()
     return out
+
+
+# --- the publishers' models as formulas, in float64, from their state dicts (Meta's keys) ------
+
+def _ln(x, sd, key, eps):
+    return F.layer_norm(x, x.shape[-1:], sd[key + ".weight"], sd[key + ".bias"], eps)
+
+
+def _rotate(x, sin, cos):
+    """DINOv3's RoPE on the last dim: x cos + (-x_2, x_1) sin, x_1 and x_2 its halves."""
+    a, b = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-b, a], dim=-1) * sin
+
+
+def dinov3_rope(h: int, w: int, periods: torch.Tensor):
+    """(sin, cos), each (h*w, D_h), of DINOv3's RoPE at eval: patch (r, c) at coordinates
+    (2(r + 0.5)/h - 1, 2(c + 0.5)/w - 1); angles 2 pi coord / period for the row coordinate
+    then the column's (D_h/4 each), the whole repeated twice."""
+    rows = (torch.arange(h, dtype=torch.float64) + 0.5) / h * 2 - 1
+    cols = (torch.arange(w, dtype=torch.float64) + 0.5) / w * 2 - 1
+    coords = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1).reshape(h * w, 2)
+    angles = 2 * math.pi * coords[:, :, None] / periods.double()[None, None, :]
+    angles = angles.reshape(h * w, -1).repeat(1, 2)
+    return angles.sin(), angles.cos()
+
+
+# the publishers' position rules, each as its model code applies it (see docs/teachers.md)
+
+def offset_rule(patch_pos, grid):
+    """DINO; DINOv2 without registers: bicubic by the factor (H + 0.1) / M, not antialiased."""
+    m = math.isqrt(patch_pos.shape[1])
+    if grid == (m, m):
+        return patch_pos
+    p = patch_pos.reshape(1, m, m, -1).permute(0, 3, 1, 2)
+    p = F.interpolate(p, scale_factor=((grid[0] + 0.1) / m, (grid[1] + 0.1) / m),
+                      mode="bicubic", antialias=False)
+    return p.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)
+
+
+def size_rule(patch_pos, grid):
+    """DINOv2 with registers (interpolate_offset=0, interpolate_antialias=True): bicubic to the
+    size, antialiased."""
+    m = math.isqrt(patch_pos.shape[1])
+    if grid == (m, m):
+        return patch_pos
+    p = patch_pos.reshape(1, m, m, -1).permute(0, 3, 1, 2)
+    p = F.interpolate(p, size=grid, mode="bicubic", antialias=True)
+    return p.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1)
+
+
+def mocov3_rule(patch_pos, grid):
+    """MoCo v3: the model built for this size holds the sin-cos of its own grid."""
+    assert grid[0] == grid[1]
+    return mocov3_sincos(grid[0], patch_pos.shape[-1])[:, 1:].double()
+
+
+def publisher_tokens(sd: dict, x: torch.Tensor, heads: int, eps: float, positions=None,
+                     rope: bool = False) -> torch.Tensor:
+    """A Meta ViT's normed tokens (B, prefix + N, D), written from its design, in float64:
+    patches (a stride-p convolution, row-major), the CLS token (DINOv3: + 0 x mask_token),
+    position embeddings added to CLS and patches (``positions(pos_embed, (H, W))`` gives the
+    patch part), register or storage tokens after the CLS token without one, pre-norm blocks
+    x + ls1 attn(norm1 x), x + ls2 mlp(norm2 x) (a layer scale only where the file has one;
+    DINOv3's qkv bias times its bias_mask; RoPE on the patches' q and k), a final norm."""
+    sd = {k: v.double() for k, v in sd.items()}
+    w = sd["patch_embed.proj.weight"]
+    t = F.conv2d(x.double(), w, sd["patch_embed.proj.bias"], stride=w.shape[-1])
+    b, dim, h, wd = t.shape
+    t = t.flatten(2).transpose(1, 2)
+    cls = sd["cls_token"].reshape(1, 1, dim).expand(b, -1, -1)
+    if "pos_embed" in sd:
+        cls = cls + sd["pos_embed"][:, :1]
+        t = t + positions(sd["pos_embed"][:, 1:], (h, wd))
+    if "mask_token" in sd and rope:
+        cls = cls + 0 * sd["mask_token"]
+    extra = sd.get("register_tokens", sd.get("storage_tokens"))
+    seq = [cls] + ([extra.expand(b, -1, -1)] if extra is not None else []) + [t]
+    x = torch.cat(seq, dim=1)
+    sincos = dinov3_rope(h, wd, sd["rope_embed.periods"]) if rope else None
+    n_patch = h * wd
+    for i in range(1 + max(int(k.split(".")[1]) for k in sd if k.startswith("blocks."))):
+        p = f"blocks.{i}."
+        y = _ln(x, sd, p + "norm1", eps)
+        bias = sd.get(p + "attn.qkv.bias")
+        if bias is not None and p + "attn.qkv.bias_mask" in sd:
+            bias = bias * sd[p + "attn.qkv.bias_mask"]
+        qkv = F.linear(y, sd[p + "attn.qkv.weight"], bias)
+        q, k, v = qkv.reshape(b, -1, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)
+        if sincos is not None:
+            q = torch.cat([q[..., :-n_patch, :], _rotate(q[..., -n_patch:, :], *sincos)], -2)
+            k = torch.cat([k[..., :-n_patch, :], _rotate(k[..., -n_patch:, :], *sincos)], -2)
+        att = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(dim // heads), dim=-1)
+        y = (att @ v).transpose(1, 2).reshape(b, -1, dim)
+        y = F.linear(y, sd[p + "attn.proj.weight"], sd[p + "attn.proj.bias"])
+        x = x + sd.get(p + "ls1.gamma", 1.0) * y
+        y = _ln(x, sd, p + "norm2", eps)
+        y = F.linear(F.gelu(F.linear(y, sd[p + "mlp.fc1.weight"], sd[p + "mlp.fc1.bias"])),
+                     sd[p + "mlp.fc2.weight"], sd[p + "mlp.fc2.bias"])
+        x = x + sd.get(p + "ls2.gamma", 1.0) * y
+    return _ln(x, sd, "norm", eps)
+
+
+def mocov3_head_formula(sd: dict, z: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """MoCo v3's projection head at eval (builder.py ``_build_mlp(3, ...)``), float64: three
+    bias-free linear maps (head.0, head.3, head.6), each followed by batch norm with its running
+    statistics (head.1, head.4; head.7 without an affine part), ReLU after the first two."""
+    sd = {k: v.double() for k, v in sd.items()}
+
+    def bn(y, i, affine=True):
+        y = (y - sd[f"{i}.running_mean"]) / torch.sqrt(sd[f"{i}.running_var"] + eps)
+        return y * sd[f"{i}.weight"] + sd[f"{i}.bias"] if affine else y
+
+    y = torch.relu(bn(z.double() @ sd["0.weight"].T, 1))
+    y = torch.relu(bn(y @ sd["3.weight"].T, 4))
+    return bn(y @ sd["6.weight"].T, 7, affine=False)

@@ -116,9 +116,9 @@ def test_a_cache_for_another_run_is_refused_naming_the_setting(
     from seed_solo.core.errors import EXPECTED
     from seed_solo.teacher_cache.views import cached_train_loader
 
-    cfg = parsed(tiny_data, teacher, override, f"+method_kwargs.teacher_cache={cache16}")
-    with pytest.raises(EXPECTED) as err:
-        cached_train_loader(cfg)
+    with pytest.raises(EXPECTED) as err:  # the crop count is refused by the parse already
+        cached_train_loader(parsed(tiny_data, teacher, override,
+                                   f"+method_kwargs.teacher_cache={cache16}"))
     assert message in str(err.value)
 
 
@@ -173,6 +173,71 @@ def test_an_interrupted_pass_is_never_used_and_resumes_to_the_same_file(
     assert sorted(p.name for p in (partial / "done").iterdir()) == ["000000", "000001"]
     build_cache(tiny_data, teacher, path)
     assert not partial.exists() and sorted(p.name for p in path.iterdir()) == [
-        "embeddings.npy", "meta.json"]
+        "checksums.json", "embeddings.npy", "meta.json"]
     assert (path / "embeddings.npy").read_bytes() == (cache16 / "embeddings.npy").read_bytes()
+    assert TeacherCache(path).checksums() == TeacherCache(cache16).checksums()
     assert TeacherCache(path).meta == TeacherCache(cache16).meta
+
+
+def _copy_of(cache, tmp_path):
+    import shutil
+
+    return shutil.copytree(cache, tmp_path / "copy")
+
+
+def test_flipped_bytes_in_a_cache_are_refused_naming_the_chunk(cache16, tmp_path):
+    from seed_solo.core.errors import DataError
+    from seed_solo.teacher_cache.store import EMBEDDINGS, TeacherCache
+
+    path = _copy_of(cache16, tmp_path)
+    array = np.load(path / EMBEDDINGS, mmap_mode="r+")
+    array[20, 1, :4] = np.nan  # image 20 is in chunk 1 (16 images a chunk)
+    array.flush()
+    del array
+    with pytest.raises(DataError, match=r"the rows of images 16..31 \(chunk 1\) in "
+                       r"embeddings.npy differ from what the cache pass wrote: the file is "
+                       r"corrupt. .*rebuild it with `python -m seed_solo.cache`"):
+        TeacherCache(path)
+
+
+def test_a_truncated_cache_names_the_file_and_the_fix(cache16, tmp_path):
+    from seed_solo.core.errors import DataError
+    from seed_solo.teacher_cache.store import EMBEDDINGS, TeacherCache
+
+    path = _copy_of(cache16, tmp_path)
+    whole = (path / EMBEDDINGS).stat().st_size
+    with open(path / EMBEDDINGS, "r+b") as f:
+        f.truncate(whole - 100)
+    with pytest.raises(DataError, match=rf"teacher cache {path}: embeddings.npy is truncated "
+                       rf"\({whole - 100} of {whole} bytes\), a copy or a disk cut short; copy "
+                       r"the whole folder again, or delete it and rebuild it"):
+        TeacherCache(path)
+
+
+def test_a_second_pass_into_the_same_cache_says_another_pass_holds_it(tiny_data, teacher,
+                                                                     tmp_path):
+    import subprocess
+    import sys
+
+    from seed_solo.core.errors import ConfigError
+    from tests.support.commands import REPO
+
+    path = tmp_path / "cache"
+    holder = subprocess.Popen(  # a pass in another process, holding the cache's lock
+        [sys.executable, "-c", "import sys, time\n"
+         "from seed_solo.runs.locks import folder_lock\n"
+         f"with folder_lock({str(tmp_path)!r}, name='cache.lock'):\n"
+         "    print('held', flush=True); time.sleep(60)"],
+        cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(ConfigError, match=rf"another cache pass is writing {path} \(it "
+                           rf"holds {path}.lock\); wait for it to finish and run this command "
+                           r"again .*, or choose another cache.path."):
+            build_cache(tiny_data, teacher, path)
+        assert not (tmp_path / "cache.partial").exists()  # nothing touched
+    finally:
+        holder.kill()
+        holder.wait()
+    build_cache(tiny_data, teacher, path)  # the lock is free again
+    assert (path / "checksums.json").is_file()

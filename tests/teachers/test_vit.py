@@ -23,56 +23,32 @@ def _tokens(ref, x):
         return ref.forward_features(x)
 
 
-def dinov2_rule(ref, grid):
-    """``ref`` rebuilt for a ``grid`` x ``grid`` input, its patch position embeddings resized as
-    DINOv2's ``interpolate_pos_encoding`` does (bicubic, antialias=False, scale (grid+0.1)/M)."""
-    import timm
-    import torch.nn.functional as F
-
-    sd = {k: v.clone() for k, v in ref.state_dict().items()}
-    prefix = 0 if ref.no_embed_class else 1
-    pos = sd["pos_embed"]
-    m = int((pos.shape[1] - prefix) ** 0.5)
-    patch = pos[:, prefix:].reshape(1, m, m, -1).permute(0, 3, 1, 2)
-    patch = F.interpolate(patch, scale_factor=((grid + 0.1) / m,) * 2, mode="bicubic",
-                          antialias=False).permute(0, 2, 3, 1).reshape(1, grid * grid, -1)
-    sd["pos_embed"] = torch.cat([pos[:, :prefix], patch], dim=1)
-    name = ref.pretrained_cfg["architecture"]
-    out = timm.create_model(name, pretrained=False, num_classes=0, depth=1, img_size=14 * grid)
-    out.load_state_dict(sd)
-    return out.eval()
-
-
 @pytest.mark.parametrize("reg", [False, True], ids=["plain", "reg4"])
-def test_dinov2_embeddings_equal_reference(tmp_path, reg):
-    ref = L.dinov2_reference(384, reg=reg, grid=4)  # its native grid: 4 x 4 patches, 56 px
-    path = _save(tmp_path, L.dinov2_checkpoint(ref))
+def test_dinov2_mean_and_cls_mean_embeddings(tmp_path, reg):
+    sd = L.dinov2_checkpoint(L.dinov2_reference(384, reg=reg, grid=4))
+    path = _save(tmp_path, sd)
     prefix = 5 if reg else 1
-    teachers = {e: load_teacher(path, embedding=e) for e in ("cls", "mean", "cls+mean")}
-    for grid in (4, 2, 6):  # native, shrunk, grown: the position grid follows the crop
-        x = torch.randn(2, 3, 14 * grid, 14 * grid)
-        tokens = _tokens(ref if grid == 4 else dinov2_rule(ref, grid), x)
-        cls, mean = tokens[:, 0], tokens[:, prefix:].mean(1)
-        for embedding, expected in (("cls", cls), ("mean", mean),
-                                    ("cls+mean", torch.cat([cls, mean], 1))):
-            t = teachers[embedding]
-            assert t.embed_dim == expected.shape[1]
-            with torch.no_grad():
-                torch.testing.assert_close(t.model(x), expected, **TOL)
-    assert teachers["cls"].embed_dim == 384
+    x = torch.randn(2, 3, 28, 28)  # another grid than the file's: the publisher's rule applies
+    tokens = L.publisher_tokens(sd, x, heads=6, eps=1e-6,
+                                positions=L.size_rule if reg else L.offset_rule)
+    cls, mean = tokens[:, 0], tokens[:, prefix:].mean(1)
+    for embedding, expected in (("mean", mean), ("cls+mean", torch.cat([cls, mean], 1))):
+        t = load_teacher(path, embedding=embedding)
+        assert t.embed_dim == expected.shape[1]
+        with torch.no_grad():
+            torch.testing.assert_close(t.model(x).double(), expected, **TOL)
 
 
-def test_dinov2_resampling_is_dinov2s_not_timms_default():
+def test_the_grid_rules_are_the_publishers_not_timms_default():
     from timm.layers import resample_abs_pos_embed
 
-    from seed_solo.teachers.vit import dinov2_resample
+    from seed_solo.teachers.vit import OFFSET_RULE, SIZE_RULE
 
     pos = torch.randn(1, 37 * 37, 8)
-    ours = dinov2_resample(pos, (16, 16))  # a 224 px crop from the 518 px grid
     timm_default = resample_abs_pos_embed(pos, (16, 16), num_prefix_tokens=0)
-    assert ours.shape == timm_default.shape == (1, 256, 8)
-    assert (ours - timm_default).abs().max() > 0.1  # antialiasing and the offset matter
-    assert dinov2_resample(pos, (37, 37)) is pos
+    assert (OFFSET_RULE(pos, (16, 16)) - timm_default).abs().max() > 0.1  # 224 px from 518
+    assert OFFSET_RULE(pos, (37, 37)) is pos and SIZE_RULE(pos, (37, 37)) is pos
+    torch.testing.assert_close(SIZE_RULE(pos, (16, 16)), L.size_rule(pos, (16, 16)))
 
 
 def test_dinov2_detected_and_registers_fold_into_cls():
@@ -81,43 +57,26 @@ def test_dinov2_detected_and_registers_fold_into_cls():
     assert sd["pos_embed"].shape[1] == 1 + 4  # Meta's layout keeps a CLS slot in pos_embed
 
 
-@pytest.mark.parametrize("qkv_bias", [False, True], ids=["no-bias", "qkv-bias"])
-def test_dinov3_embedding_equals_reference(tmp_path, qkv_bias):
-    ref = L.dinov3_reference(384, qkv_bias=qkv_bias)
-    if qkv_bias:
-        assert ref.blocks[0].attn.q_bias.abs().sum() > 0
-    sd = L.dinov3_checkpoint(ref)
+def test_dinov3_mean_embedding_leaves_the_storage_tokens_out(tmp_path):
+    sd = L.dinov3_checkpoint(L.dinov3_reference(384, qkv_bias=True))
     assert detect_format(sd) == "dinov3"
-    path = _save(tmp_path, sd)
     x = torch.randn(2, 3, 32, 48)
-    tokens = _tokens(ref, x)
-    t = load_teacher(path)
+    tokens = L.publisher_tokens(sd, x, heads=6, eps=1e-5, rope=True)
+    t = load_teacher(_save(tmp_path, sd), embedding="mean")
     with torch.no_grad():
-        torch.testing.assert_close(t.model(x), tokens[:, 0], **TOL)
-    t = load_teacher(path, embedding="mean")
-    with torch.no_grad():
-        torch.testing.assert_close(t.model(x), tokens[:, 5:].mean(1), **TOL)
+        torch.testing.assert_close(t.model(x).double(), tokens[:, 5:].mean(1), **TOL)
 
 
-def test_dino_vit_embedding_is_cls(tmp_path):
-    ref = L.dino_vit_reference(384, grid=2)
-    sd = L.dino_vit_checkpoint(ref)
+def test_dino_vit_detected_as_such(tmp_path):
+    sd = L.dino_vit_checkpoint(L.dino_vit_reference(384, grid=2))
     assert detect_format(sd) == "dino-vit"
-    t = load_teacher(_save(tmp_path, sd))
-    x = torch.randn(2, 3, 48, 48)
-    with torch.no_grad():
-        torch.testing.assert_close(t.model(x), _tokens(ref, x)[:, 0], **TOL)
-    assert t.embed_dim == 384
+    assert load_teacher(_save(tmp_path, sd)).embed_dim == 384
 
 
-def test_mocov3_vit_embedding_is_head_of_cls(tmp_path):
+def test_mocov3_vit_has_mocov3s_twelve_heads(tmp_path):
     ref = L.mocov3_vit_reference(384, grid=2)
-    path = _save(tmp_path, L.mocov3_vit_checkpoint(ref), "vit-s-300ep.pth.tar")
-    t = load_teacher(path)
+    t = load_teacher(_save(tmp_path, L.mocov3_vit_checkpoint(ref), "vit-s-300ep.pth.tar"))
     assert t.embed_dim == 256
-    x = torch.randn(3, 3, 32, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(t.model(x), L.mocov3_vit_forward(ref, x), **TOL)
     # 12 heads (MoCo v3's ViT-S), not timm's 6: a wrong count changes the output
     assert t.model.backbone.blocks[0].attn.num_heads == 12
 

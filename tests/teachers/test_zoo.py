@@ -8,6 +8,7 @@ import hashlib
 import pytest
 import torch
 
+from seed_solo.core.errors import ConfigError
 from seed_solo.nets.resnet import ARCHS
 from seed_solo.teachers import download, load_teacher, zoo
 from seed_solo.teachers.formats import FORMATS
@@ -51,7 +52,7 @@ def test_packaged_registry_has_the_paper_teachers():
 
 
 def test_unknown_name_suggests_closest():
-    with pytest.raises(KeyError, match="Did you mean mocov2-r50-800ep"):
+    with pytest.raises(ConfigError, match="Did you mean mocov2-r50-800ep"):
         zoo.registry().get_entry("mocov2-r50-80ep")
     with pytest.raises(FileNotFoundError, match="Did you mean swav-r50w2-400ep"):
         load_teacher("swav-r50w2-40ep")
@@ -245,3 +246,30 @@ def test_the_download_folder_follows_its_variable_and_its_former_name(monkeypatc
     monkeypatch.setenv("SEED_SOLO_DOWNLOADS", str(tmp_path / "new"))
     assert download.download_dir() == tmp_path / "new"
     assert download.download_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_a_zoo_name_that_would_leave_the_download_folder_is_refused(server, env, moco_bytes):
+    server.files["moco.pth.tar"] = moco_bytes[1]
+    zoo_file = write_zoo(env / "zoo.yaml", f"{server.url}/moco.pth.tar",
+                         name="../../escaped-r18")
+    with pytest.raises(ConfigError, match=rf"{env / 'zoo.yaml'}: zoo name '../../escaped-r18' "
+                       r"cannot name a file in the download folder"):
+        load_teacher("../../escaped-r18", zoo_file=str(zoo_file))
+    assert server.hits == {} and not list(env.parent.rglob("escaped-r18*"))
+
+
+def test_plain_http_without_a_checksum_is_warned_once(server, env, moco_bytes, capsys):
+    _, data = moco_bytes
+    server.files["moco.pth.tar"] = data
+    url = f"{server.url}/moco.pth.tar"
+    assert url.startswith("http://")
+    download.fetch(zoo.ZooEntry("plain", url, "m", "resnet50", "moco", 16))
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warned == [f"seed-solo: warning: {url} is plain http and has no checksum, so a file "
+                      "changed on its way would go unnoticed; use its https url, or give its "
+                      "checksum (a zoo entry's checksum, or the teacher option "
+                      "checksum=sha256:...)."]
+    md5 = hashlib.md5(data).hexdigest()
+    download.fetch(zoo.ZooEntry("summed", url, "m", "resnet50", "moco", 16,
+                                checksum=f"md5:{md5}"))
+    assert "warning" not in capsys.readouterr().err
