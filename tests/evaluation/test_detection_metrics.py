@@ -93,3 +93,49 @@ def test_coco_ap_of_shifted_boxes_is_what_the_iou_thresholds_make_it():
     assert got["AP"] == pytest.approx(30.0)
     assert got["AP50"] == pytest.approx(100.0) and got["AP75"] == pytest.approx(0.0)
     assert coco_metrics(gt, [], "bbox") == {"AP": 0.0, "AP50": 0.0, "AP75": 0.0}
+
+
+def test_coco_ap_of_a_coco_file_is_what_pycocotools_gives_on_the_file_itself(tmp_path):
+    """The validation file read by seed-solo (categories 10, 20 relabelled 1, 2; polygons and
+    RLE kept) and scored by :func:`coco_metrics` gives, for boxes and masks shifted by a few
+    pixels with random scores and one false positive per image, exactly the AP that
+    pycocotools computes from the file as written, with the file's own category ids."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from seed_solo.evaluation.detection.data import load_data
+    from tests.support.detection_data import make_coco
+
+    make_coco(tmp_path, {"train": 2, "val": 8}, size=64)
+    data = load_data("coco", tmp_path, ["train"], "val")
+    rng = np.random.default_rng(0)
+    ours, theirs = [], []
+    for r in data.val:
+        boxes = [b + np.array([dx, dy, dx, dy]) for b, dx, dy in
+                 zip(r.boxes, rng.integers(0, 7, len(r.boxes)), rng.integers(-3, 4, len(r.boxes)))]
+        boxes.append(np.array([0.0, 0.0, 12.0, 12.0]))  # a false positive
+        labels = np.append(r.labels, 1)
+        scores = rng.uniform(0.1, 1.0, len(boxes))
+        masks = _masks(boxes, size=64)
+        ours.append({"image_id": r.image_id, "boxes": np.stack(boxes), "scores": scores,
+                     "labels": labels, "masks": masks})
+        for box, label, score, rle in zip(boxes, labels, scores, masks):
+            x1, y1, x2, y2 = (float(v) for v in box)
+            theirs.append({"image_id": r.image_id, "category_id": 10 * int(label),
+                           "score": float(score), "bbox": [x1, y1, x2 - x1, y2 - y1],
+                           "segmentation": {"size": rle["size"],
+                                            "counts": rle["counts"].decode()}})
+    gt = coco_ground_truth(data.val, data.classes, masks=True)
+    for kind in ("bbox", "segm"):
+        coco = COCO(str(tmp_path / "annotations" / "instances_val.json"))
+        drop = "segmentation" if kind == "bbox" else "bbox"  # one kind per loadRes
+        rows = [{k: v for k, v in t.items() if k != drop} for t in theirs]
+        evaluator = COCOeval(coco, coco.loadRes(rows), kind)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+        expected = {"AP": 100 * evaluator.stats[0], "AP50": 100 * evaluator.stats[1],
+                    "AP75": 100 * evaluator.stats[2]}
+        got = coco_metrics(gt, ours, kind)
+        assert got == pytest.approx(expected, abs=1e-9), kind
+        assert 10 < got["AP"] < got["AP50"] < 100, kind  # a case where the conversion matters
