@@ -39,7 +39,7 @@ from seed_solo.evaluation.detection.inits import (
 )
 from seed_solo.evaluation.detection.train import DetectorTraining, Schedule
 from seed_solo.harness.backbones import register_students
-from seed_solo.harness.checkpointer import checkpoint_and_resume
+from seed_solo.harness.checkpointer import checkpoint_and_resume, run_folder
 from seed_solo.harness.config import devices_for_parse
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
@@ -150,7 +150,7 @@ def train_and_evaluate(cfg: DictConfig, init: Init, arch: Architecture, data: De
     metrics = evaluate(model.detector, data.val, data.classes, data.format, masks,
                        trainer.strategy.root_device, int(cfg.eval_batch_size),
                        int(cfg.data.num_workers))
-    folder = Path(getattr(callbacks[0], "path", None) or Path(cfg.checkpoint.dir) / init.label)
+    folder = run_folder(callbacks, ckpt) or Path(cfg.checkpoint.dir) / init.label
     row = {"label": init.label, "source": init.source, "backbone": arch.name,
            "arch": spec.arch, "iterations": int(trainer.global_step), "train_s": wall,
            "run_dir": str(folder), **metrics}

@@ -193,12 +193,12 @@ def test_a_run_is_continued_only_with_the_same_solver_data_and_start():
 def test_two_processes_train_one_run_and_scale_the_lr_by_the_global_batch(tmp_path):
     """Lightning's DDP on 2 CPU processes (gloo): one run folder, evaluated once, and the lr
     of detectron2's 16-image recipe scaled to 2 processes x 2 images."""
-    make_voc(tmp_path / "voc", {"trainval": 8, "test": 2}, size=32)
+    make_voc(tmp_path / "voc", {"trainval": 8, "test": 2}, size=SIZE)
     out = tmp_path / "detect"
     detect("voc", f"data.root={tmp_path / 'voc'}", "data.train=[VOC2007/trainval]",
            "data.classes=[red,green]", "inits=[random]", "backbone.name=tiny_resnet10",
            "+backbone.kwargs.width=4", "devices=2", "strategy=ddp", "optimizer.batch_size=2",
-           "detector.min_size=[32]", "detector.max_size=32", "schedule.iterations=4",
+           "schedule.iterations=4",
            "schedule.base_lr=0.08", f"checkpoint.dir={out}")
     run_dir = only(out / "random", "*")
     assert json.loads((run_dir / "results.json").read_text())["iterations"] == 4

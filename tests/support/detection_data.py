@@ -26,7 +26,9 @@ def scene(seed: int, size: int = 64, count: int = 2, side: Tuple[int, int] = (14
     rng = np.random.default_rng(seed)
     image = rng.integers(0, 40, (size, size, 3)).astype(np.uint8)
     squares: List[Square] = []
-    while len(squares) < count:
+    for _ in range(10_000):
+        if len(squares) == count:
+            return image, squares
         s = int(rng.integers(*side))
         x, y = (int(v) for v in rng.integers(0, size - s, 2))
         if any(x < bx + bs + 2 and bx < x + s + 2 and y < by + bs + 2 and by < y + s + 2
@@ -35,7 +37,10 @@ def scene(seed: int, size: int = 64, count: int = 2, side: Tuple[int, int] = (14
         label = 1 + len(squares) % 2
         image[y:y + s, x:x + s] = COLOURS[label]
         squares.append((label, x, y, s))
-    return image, squares
+    if len(squares) == count:
+        return image, squares
+    raise ValueError(f"{count} squares of {side} px do not fit apart in {size} px; use a "
+                     "larger size")
 
 
 def voc_xml(name: str, size: int, objects: Sequence[Tuple[str, Sequence[float], int]]) -> str:
