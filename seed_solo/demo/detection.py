@@ -48,7 +48,7 @@ class DetectionPlan:
 
 
 PLANS = {
-    "full": DetectionPlan(train=1500, val=500, iterations=360, batch=8, warmup=30, step=300),
+    "full": DetectionPlan(train=1500, val=500, iterations=300, batch=8, warmup=30, step=250),
     "quick": DetectionPlan(train=24, val=12, iterations=3, batch=4, warmup=1, step=2),
 }
 

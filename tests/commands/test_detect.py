@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 
 import pytest
@@ -72,6 +73,9 @@ def test_voc_faster_rcnn_learns_the_squares_and_keeps_the_students_weights(tmp_p
     assert results["iterations"] == 40 and results["voc07_AP50"] >= 65.0
     assert results["box_AP50"] >= 65.0 and results["voc07_AP"] <= results["voc07_AP50"]
     assert "| init | VOC07 AP50 | VOC07 AP | VOC07 AP75 | box AP |" in first.stdout
+    # a run bounded by steps counts them in its epoch lines (24 images of 4: 6 per epoch)
+    assert re.search(r"seed-solo: epoch 1 \(step 6/40\) in \d+ s; train_loss [\d.e-]+; about",
+                     first.stdout), first.stdout[-2000:]
     assert (out / "comparison.md").read_text().startswith("| init | VOC07 AP50")
     args_json = json.loads((run_dir / "args.json").read_text())
     assert args_json["init"] == {"label": "seed", "source": str(folder)}
