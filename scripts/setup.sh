@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Set up seed-solo in one go (what `make setup` runs; `make demo` and `make test` run it first):
 #   1. the environment: the active virtualenv or conda env, else .venv here (scripts/env.sh);
-#   2. setuptools<81, then this checkout editable with its test, demo and DALI extras (torch and
-#      the other pins come from setup.cfg; the dali extra, nvidia-dali-cuda120, is a 425 MB
-#      download, about 1 GB installed, and runs its CPU operators without a GPU: docs/dali.md);
+#   2. setuptools<81, then this checkout editable with its test, demo, DALI, export and
+#      detection (pycocotools) extras (torch and the other pins come from setup.cfg; the dali
+#      extra, nvidia-dali-cuda120, is a 425 MB download, about 1 GB installed, and runs its CPU
+#      operators without a GPU: docs/dali.md);
 #   3. solo-learn 1.0.6 (not on PyPI), always with --no-deps so seed-solo's pins stay in charge,
 #      from the first of: (a) already installed, (b) a wheelhouse folder, (c) its git commit;
 #   4. the demo's Fashion-MNIST (Debian's dataset-fashion-mnist), only where that is possible;
@@ -75,6 +76,7 @@ assert md.version("solo-learn") == solo
 md.version("torch")
 md.version("nvidia-dali-cuda120")
 md.version("onnxruntime")  # the export extra
+md.version("pycocotools")  # the detection extra
 spec = importlib.util.find_spec("seed_solo")
 assert spec and os.path.realpath(spec.origin).startswith(os.path.realpath(root) + os.sep)
 PY
@@ -176,7 +178,7 @@ EOF
 # there: those lines give way to one note, any other line of the report stays
 install_editable() {
     "$PY" -m pip install --quiet --disable-pip-version-check \
-        -e "${SEED_SOLO_ROOT}[dev,demo,dali,export]" 2>&1 \
+        -e "${SEED_SOLO_ROOT}[dev,demo,dali,export,detection]" 2>&1 \
         | awk '
             /^ERROR: pip.s dependency resolver does not currently take into account/ {
                 header = $0; next }
@@ -297,7 +299,7 @@ main() {
     case "${1:-}" in
         --plan)
             echo "environment  $(seed_solo_env_prefix "$SEED_SOLO_ROOT")$([ -x "$PY" ] || echo " (to create)") ($(seed_solo_env_why))"
-            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali,export]"; fi)"
+            echo "installs     $(if up_to_date; then echo "none (up to date)"; else echo "setuptools<81, -e .[dev,demo,dali,export,detection]"; fi)"
             echo "solo-learn   $(solo_plan)"
             echo "demo data    $(data_plan)"
             echo "slurm        $(slurm_plan)"

@@ -1,8 +1,9 @@
 """``seed-solo``: the command line.
 
 ``seed-solo zoo list|info NAME|download NAME...|verify`` (the teachers), ``seed-solo export
-RUN_DIR_OR_CKPT [--to auto|timm|torchvision|onnx] [OUT]``, ``seed-solo runs [FOLDER]`` and
-``seed-solo transfer RUN_DIR ... --datasets NAME=PATH,...`` (:mod:`seed_solo.transfer`).
+RUN_DIR_OR_CKPT [--to auto|timm|torchvision|onnx|detectron2] [OUT]``, ``seed-solo runs
+[FOLDER]`` and ``seed-solo transfer RUN_DIR ... --datasets NAME=PATH,...``
+(:mod:`seed_solo.transfer`).
 """
 
 from __future__ import annotations
@@ -264,16 +265,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = zsub.add_parser("verify", help="re-hash downloaded teachers against their checksums")
     p.add_argument("names", nargs="*", metavar="NAME")
     p.set_defaults(func=cmd_verify)
-    p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision "
-                       "or ONNX (no teacher needed)")
+    p = sub.add_parser("export", help="write a run's student backbone for timm, torchvision, "
+                       "ONNX or detectron2 (no teacher needed)")
     p.add_argument("source", metavar="RUN_DIR_OR_CKPT",
                    help="a run folder (its last checkpoint is taken) or a .ckpt inside one")
-    p.add_argument("--to", default="auto", choices=["auto", "timm", "torchvision", "onnx"],
+    p.add_argument("--to", default="auto", choices=["auto", "timm", "torchvision", "onnx",
+                                                      "detectron2"],
                    help="auto (default): timm for a timm student, torchvision for a "
                    "torchvision one, else onnx")
     p.add_argument("out", metavar="OUT", nargs="?", default=None,
-                   help="the file to write (default: student.pth or student.onnx in the run "
-                   "folder)")
+                   help="the file to write (default: student.pth, .onnx or .pkl "
+                   "(detectron2) in the run folder)")
     p.set_defaults(func=cmd_export)
     parser.intermixed = {"export": p, **add_journey(sub)}  # type: ignore[attr-defined]
     p = sub.add_parser("transfer", add_help=False, help="transfer classification with frozen "

@@ -5,11 +5,15 @@
   by ``nn.Identity()`` (the student outputs pooled features, it has no classifier);
 * ``onnx``: opset 17, input ``images`` (B, 3, H, W), output ``features``; batch, height and
   width are dynamic where the network allows it (checked at the training crop and at twice it),
-  else the height and width are fixed at the training crop and :attr:`Exported.note` says why.
+  else the height and width are fixed at the training crop and :attr:`Exported.note` says why;
+* ``detectron2``: the pickle MoCo's ``convert-pretrain-to-detectron2.py`` writes, for
+  detectron2's ResNet backbones (ResNet students only:
+  :mod:`seed_solo.evaluation.detection.detectron2`), read back and compared tensor by tensor.
 
 Without a target (``auto``), the student's own kind decides (:func:`default_target`): a timm
 model goes to timm, a torchvision one to torchvision, any other student to ONNX. Without an
-output path, the file goes into the run folder (``student.pth`` or ``student.onnx``).
+output path, the file goes into the run folder (``student.pth``, ``student.onnx`` or
+``student.pkl``).
 
 The student is loaded by :func:`seed_solo.students.load.load_student` (the run folder's last
 checkpoint, the backbone rebuilt from ``args.json``, every key checked). Every export is loaded back
@@ -29,11 +33,16 @@ import torchvision
 from torch import nn
 
 from seed_solo.core.errors import ConfigError, MissingDependencyError
+from seed_solo.evaluation.detection.detectron2 import (
+    check_supported,
+    detectron2_config,
+    write_detectron2,
+)
 from seed_solo.nets.library_models import classifier_attr, drop_classifier
 from seed_solo.runs.atomic import atomic_path
 from seed_solo.students.load import load_student
 
-TARGETS = ("timm", "torchvision", "onnx")
+TARGETS = ("timm", "torchvision", "onnx", "detectron2")
 #: ``--to auto``: the target that fits the student (:func:`default_target`)
 AUTO = "auto"
 ONNX_OPSET = 17
@@ -102,9 +111,11 @@ def default_target(name: str, backbone: nn.Module, dataset: str = "imagenet") ->
 
 
 def default_out(source: Union[str, Path], target: str) -> Path:
-    """``student.onnx`` or ``student.pth`` in the run folder of ``source``."""
+    """``student.onnx``, ``student.pkl`` (detectron2) or ``student.pth`` in the run folder of
+    ``source``."""
     folder = Path(source) if Path(source).is_dir() else Path(source).parent
-    return folder / ("student.onnx" if target == "onnx" else "student.pth")
+    return folder / {"onnx": "student.onnx", "detectron2": "student.pkl"}.get(target,
+                                                                             "student.pth")
 
 
 def export(source: Union[str, Path], to: str = AUTO,
@@ -135,6 +146,8 @@ def export(source: Union[str, Path], to: str = AUTO,
         how = ("onnxruntime.InferenceSession(PATH).run(None, {'images': x})[0]  "
                f"# x: float32 {shape}, ImageNet mean/std normalised")
         return Exported(out, to, name, kwargs, diff, how, note)
+    if to == "detectron2":
+        return _export_detectron2(backbone, name, kwargs, out)
     sd = {k: v.detach().clone() for k, v in backbone.state_dict().items()}
     if to == "timm":
         clean, arch, how = _clean_timm(name, backbone, kwargs)
@@ -180,6 +193,16 @@ def _clean_torchvision(name: str, dataset: str,
     how = (f"m = torchvision.models.get_model({arch!r}, weights=None); m.{attr} = "
            "torch.nn.Identity(); m.load_state_dict(torch.load(PATH), strict=True)")
     return clean, arch, how
+
+
+def _export_detectron2(backbone: nn.Module, name: str, kwargs: Dict[str, Any],
+                       out: Path) -> Exported:
+    check_supported(backbone, name)
+    with atomic_path(out, "OUT") as tmp:
+        diff = write_detectron2(backbone.state_dict(), tmp)
+    how = ("python tools/train_net.py --config-file CONFIG "
+           + detectron2_config(name, backbone))
+    return Exported(out, "detectron2", name, kwargs, diff, how)
 
 
 def _onnx_file(backbone: nn.Module, x: torch.Tensor, path: Path, any_size: bool) -> None:

@@ -30,7 +30,7 @@ LAYERS: List[Set[str]] = [
     {"seed_solo.evaluation"},
     # the commands users call; each its own unit: no command imports another
     {"seed_solo.distill", "seed_solo.linear", "seed_solo.knn", "seed_solo.cache",
-     "seed_solo.export", "seed_solo.finetune", "seed_solo.transfer"},
+     "seed_solo.export", "seed_solo.finetune", "seed_solo.transfer", "seed_solo.detect"},
     # the journey: the commands in one call per step, with the settings picked
     {"seed_solo.journey"},
     # the commands that drive other commands
@@ -128,7 +128,8 @@ def test_a_lower_import_is_really_checked():
 
 
 @pytest.mark.parametrize("entry", ["seed_solo.linear", "seed_solo.students.load",
-                                   "seed_solo.evaluation.features", "seed_solo.export"])
+                                   "seed_solo.evaluation.features", "seed_solo.export",
+                                   "seed_solo.detect"])
 def test_evaluating_a_student_never_reaches_teacher_code(entry):
     reached = _reach(entry)
     assert "seed_solo.nets.tiny_resnet" in reached  # the walk does follow imports

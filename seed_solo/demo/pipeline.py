@@ -1,8 +1,8 @@
 """The demo's stages in order: data, teacher layer, the three students (live SEED, the cache
 pass and SEED from the cache, MoCo v2+ alone), then kNN and linear evaluation of all four
 models, fine-tuning with 1 % and 10 % of the labels and transfer to scikit-learn's digits
-(teacher, SEED, MoCo v2+), and the report. Each finished stage is skipped by a rerun
-(:class:`Stages`)."""
+(teacher, SEED, MoCo v2+), the detection group (:mod:`seed_solo.demo.detection`), and the report.
+Each finished stage is skipped by a rerun (:class:`Stages`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Dict, Tuple
 
 import torch
 
-from seed_solo.demo import evaluation, semisup, training
+from seed_solo.demo import detection, evaluation, semisup, training
 from seed_solo.demo import transfer as transfer_rows
 from seed_solo.demo.data import prepare
 from seed_solo.demo.layer import select_layer
@@ -23,7 +23,7 @@ from seed_solo.demo.plan import MODELS, STUDENTS, Plan
 from seed_solo.demo.report import add_groups, report
 from seed_solo.demo.stages import Stages
 
-TOTAL_STAGES = 22  # 15, + 6 fine-tuning + 1 transfer
+TOTAL_STAGES = 24  # 15, + 6 fine-tuning + 1 transfer + 2 detection
 
 
 def data_and_layer(stages: Stages, out: Path, plan: Plan) -> Tuple[Dict[str, Path], Dict]:
@@ -103,7 +103,8 @@ def run_demo(out: Path, mode: str, plan: Plan, seed: int, views: int) -> Dict[st
     trained = train(stages, out, plan, seed, views)
     rows = results(out, views, trained, evaluate(stages, out, plan, seed, views, trained))
     groups = {"semisup": semisup.run_stages(stages, out, plan, seed, trained),
-              "transfer": transfer_rows.run_stage(stages, out, plan, seed, trained)}
+              "transfer": transfer_rows.run_stage(stages, out, plan, seed, trained),
+              "detection": detection.run_stages(stages, out, mode, seed, trained)}
     # the stages of this call: a folder that also holds another V's does not count those
     meta = {"mode": mode, "plan": asdict(plan), "seed": seed, "block": trained["block"],
             "train_images": plan.split.train * 10, "val_images": plan.split.val * 10,
@@ -113,7 +114,8 @@ def run_demo(out: Path, mode: str, plan: Plan, seed: int, views: int) -> Dict[st
             "threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     table = report(out, rows, meta)
     table += add_groups(out, [semisup.section(out, groups["semisup"], meta),
-                              transfer_rows.section(groups["transfer"], meta)])
+                              transfer_rows.section(groups["transfer"], meta),
+                              detection.section(groups["detection"])])
     (out / "summary.json").write_text(json.dumps({"results": rows, "meta": meta,
                                                   "groups": groups}, indent=2))
     print("\n" + table)

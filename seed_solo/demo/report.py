@@ -37,7 +37,7 @@ def report(out: Path, results: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) 
 
 
 def add_groups(out: Path, sections: Sequence[str]) -> str:
-    """Append the tables of the further evaluation groups (semi-supervised, transfer) to
+    """Append the tables of the further evaluation groups (semi-supervised, transfer, detection) to
     results.md; returns what was added."""
     text = "\n" + "\n".join(sections)
     with open(out / "results.md", "a") as f:

@@ -18,7 +18,10 @@ trained self-supervised alone, on Fashion-MNIST, on a CPU.
    students with 1 % and 10 % of Fashion-MNIST's labels (:mod:`seed_solo.demo.semisup`).
 10. ``transfer-digits``: ``seed_solo.transfer`` of the same three on scikit-learn's digits
     (:mod:`seed_solo.demo.transfer`).
-11. the tables (Markdown and CSV) and the plot of online kNN top-1 per epoch
+11. ``detect-data``, ``detection``: Fashion-MNIST items on 64 px canvases, then one
+    ``seed_solo.detect`` from the SEED student, the MoCo v2+ student and random weights
+    (:mod:`seed_solo.demo.detection`).
+12. the tables (Markdown and CSV) and the plot of online kNN top-1 per epoch
     (:mod:`seed_solo.demo.report`).
 
 Each finished stage leaves ``stages/<name>.json``; a rerun skips those stages, and an
@@ -47,6 +50,8 @@ REQUIREMENTS = (
     ("efficientnet_lite_pytorch", "the teacher's model code is not installed; "
      "`pip install efficientnet-lite-pytorch` (or `make setup`)"),
     ("matplotlib", "matplotlib (for the plot) is not installed; `pip install matplotlib`"),
+    ("pycocotools", "pycocotools (the detection group's AP) is not installed; "
+     "`pip install pycocotools` (or `make setup`)"),
 )
 
 

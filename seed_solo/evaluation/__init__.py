@@ -6,4 +6,5 @@
 - :mod:`subsets`, :mod:`finetune`: fine-tuning the whole student on a subset of the labels.
 - :mod:`transfer_data`, :mod:`feature_store`, :mod:`logistic`: transfer classification with
   frozen features (Kornblith et al., 2019).
+- :mod:`detection`: detectors over a student's stages, their data, training and metrics.
 """

@@ -28,7 +28,8 @@ def duration(seconds: float) -> str:
 
 
 class EpochProgress(Callback):
-    """After each training epoch: ``epoch E/N done in T; loss ...; about X left (ETA hh:mm)``.
+    """After each training epoch: ``epoch E/N done in T; loss ...; about X left (ETA hh:mm)``
+    (``epoch E (step S/N)`` for a run bounded by steps).
 
     The estimate is the mean epoch time since this process started training (a resumed run
     counts only the epochs it trained itself) times the epochs left; printed by rank 0.
@@ -40,10 +41,12 @@ class EpochProgress(Callback):
         self.started: Optional[float] = None
         self.epoch_started: Optional[float] = None
         self.trained = 0
+        self.first_step = 0
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self.started = self.clock()
         self.trained = 0
+        self.first_step = trainer.global_step
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.epoch_started = self.clock()
@@ -54,10 +57,16 @@ class EpochProgress(Callback):
         now = self.clock()
         self.trained += 1
         epoch, total = trainer.current_epoch + 1, trainer.max_epochs
-        left = max(0, total - epoch) * (now - self.started) / self.trained
+        if total is not None and total >= 0:
+            where = f"{epoch}/{total}"
+            left = max(0, total - epoch) * (now - self.started) / self.trained
+        else:  # a run bounded by steps (seed_solo.detect): the steps left
+            step, steps = trainer.global_step, trainer.max_steps
+            where = f"{epoch} (step {step}/{steps})"
+            left = max(0, steps - step) * (now - self.started) / max(1, step - self.first_step)
         values = [f"{k} {float(v):.4g}" for k in SHOWN
                   if torch.is_tensor(v := trainer.callback_metrics.get(k)) and v.numel() == 1]
         eta = time.strftime("%H:%M", time.localtime(now + left))
         tail = f"about {duration(left)} left (ETA {eta})" if left else "done"
-        self.say(f"seed-solo: epoch {epoch}/{total} in {duration(now - self.epoch_started)}"
+        self.say(f"seed-solo: epoch {where} in {duration(now - self.epoch_started)}"
                  + "".join(f"; {v}" for v in values) + f"; {tail}")

@@ -26,6 +26,7 @@ IDENTITY_KEYS = (
     "method_kwargs.tau_teacher", "method_kwargs.tau_student", "method_kwargs.teacher_cache",
     "pretrained_feature_extractor",
     "subset",  # a fine-tuning run's labels
+    "detection",  # seed_solo.detect: initialisation, detector, data, solver (not its length)
     # the objective and what sets it apart (core/objectives/registry.DEFAULTS); MoCo's terms
     "method_kwargs.objective", "method_kwargs.head", "method_kwargs.proj_hidden_dim",
     "method_kwargs.self_positive", "method_kwargs.enqueue", "method_kwargs.queue_gather",

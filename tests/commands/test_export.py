@@ -125,6 +125,67 @@ def test_export_refusals_say_what_to_do(tmp_path, capsys):
     assert not (tmp_path / "o.pth").exists()
 
 
+def moco_detectron2_name(key):
+    """MoCo's renaming (facebookresearch/moco, detection/convert-pretrain-to-detectron2.py),
+    restated here on its own: outside layerN a "stem." prefix; layer1..4 -> res2..5;
+    bn1..3 -> conv1..3.norm; downsample.0 -> shortcut, downsample.1 -> shortcut.norm."""
+    if "layer" not in key:
+        key = "stem." + key
+    for t in (1, 2, 3, 4):
+        key = key.replace(f"layer{t}", f"res{t + 1}")
+    for t in (1, 2, 3):
+        key = key.replace(f"bn{t}", f"conv{t}.norm")
+    return key.replace("downsample.0", "shortcut").replace("downsample.1", "shortcut.norm")
+
+
+@pytest.mark.parametrize("name, depth", [("resnet18", 18), ("torchvision:resnet50", 50)])
+def test_detectron2_export_is_mocos_pickle_and_round_trips(tmp_path, name, depth, capsys):
+    import pickle
+
+    import numpy as np
+
+    from seed_solo.cli import main
+
+    folder, net = fake_run(tmp_path, name, epochs=(2,))
+    out = tmp_path / "student.pkl"
+    assert main(["export", str(folder), "--to", "detectron2", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"MODEL.RESNETS.DEPTH {depth}" in printed and "STRIDE_IN_1X1 False" in printed
+    assert ("RES2_OUT_CHANNELS 64" in printed) == (name == "resnet18")
+    with open(out, "rb") as f:
+        payload = pickle.load(f)
+    assert set(payload) == {"model", "__author__", "matching_heuristics"}
+    assert payload["matching_heuristics"] is True
+    state = net.state_dict()
+    assert set(payload["model"]) == {moco_detectron2_name(k) for k in state}
+    for key, value in state.items():
+        got = payload["model"][moco_detectron2_name(key)]
+        assert isinstance(got, np.ndarray) and got.dtype == value.numpy().dtype
+        np.testing.assert_array_equal(got, value.numpy())
+    # detectron2's own names for the ResNet stem, a block, a shortcut and its norm
+    assert {"stem.conv1.weight", "stem.conv1.norm.running_var", "res2.0.conv1.weight",
+            "res3.0.shortcut.weight", "res3.0.shortcut.norm.bias",
+            "res5.1.conv2.norm.weight"} <= set(payload["model"])
+
+
+def test_detectron2_export_refuses_what_detectron2_cannot_hold(tmp_path, capsys):
+    from seed_solo.cli import main
+
+    folder, _ = fake_run(tmp_path, "tiny_resnet10", epochs=(1,))
+    assert main(["export", str(folder), "--to", "detectron2", str(tmp_path / "o.pkl")]) == 2
+    assert "is not a ResNet; detectron2's built-in backbones are ResNets" in \
+        capsys.readouterr().err
+    from seed_solo.students.solo_backbone import build_solo_backbone
+
+    cifar, _ = fake_run(tmp_path / "c", "resnet18", dataset="cifar10", epochs=(1,))
+    net, _ = build_solo_backbone("resnet18", {}, "seed", "cifar10")  # solo-learn's 3x3 stem
+    torch.save({"state_dict": {"backbone." + k: v for k, v in net.state_dict().items()}},
+               cifar / "seed-run1-ep=1.ckpt")
+    assert main(["export", str(cifar), "--to", "detectron2", str(tmp_path / "o.pkl")]) == 2
+    assert "3x3 CIFAR stem" in capsys.readouterr().err
+    assert not (tmp_path / "o.pkl").exists()
+
+
 def test_an_export_to_a_place_that_cannot_be_written_is_one_sentence(tmp_path, capsys):
     from seed_solo.cli import main
 

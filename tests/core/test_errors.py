@@ -25,6 +25,7 @@ BUILTIN = re.compile(r"raise (ValueError|KeyError|TypeError|FileNotFoundError|Im
 NOT_USER_ERRORS = {
     "core/objectives/seed.py": 3, "core/queue.py": 3, "core/distributed.py": 1, "export.py": 2,
     "teacher_cache/store.py": 1,
+    "evaluation/detection/detectron2.py": 2,  # the file read back differs: a bug to report
 }
 
 

