@@ -30,6 +30,7 @@ from seed_solo.evaluation.linear import (
 from seed_solo.harness.checkpointer import checkpoint_and_resume, run_complete, run_folder
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
+from seed_solo.harness.progress import say_done
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
 from seed_solo.runs.folders import read_metrics
@@ -80,12 +81,7 @@ Often changed: max_epochs, devices, accelerator (cpu), optimizer.batch_size, dat
 
 
 def main(cfg: DictConfig) -> None:
-    result = run(cfg)
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
-    where = [f"run folder {result['run_folder']}"] if result["run_folder"] else []
-    where += [f"results {cfg.output_json}"] if cfg.get("output_json") else []
-    if where:
-        print(f"seed-solo: linear evaluation done: {', '.join(where)}")
+    say_done("linear evaluation", run(cfg), cfg.get("output_json"))
 
 
 if __name__ == "__main__":

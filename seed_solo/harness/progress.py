@@ -9,7 +9,7 @@ process times the epochs left) with the clock time it points to.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -25,6 +25,15 @@ def duration(seconds: float) -> str:
     if seconds < 90 * 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def say_done(what: str, result: Dict[str, Any], output_json: Optional[str]) -> None:
+    """An evaluation's result, then where it is (``seed-solo: WHAT done: run folder ...``)."""
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in result.items()})
+    where = [f"run folder {result['run_folder']}"] if result["run_folder"] else []
+    where += [f"results {output_json}"] if output_json else []
+    if where:
+        print(f"seed-solo: {what} done: {', '.join(where)}")
 
 
 class EpochProgress(Callback):
