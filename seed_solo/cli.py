@@ -115,7 +115,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_transfer(args: argparse.Namespace) -> int:
     from seed_solo.transfer import main as transfer  # torch and the data sets: only for transfer
 
-    transfer(args.rest)  # its own parser: options and --help are its own
+    transfer(args.rest, prog="seed-solo transfer")  # its own parser: options and --help too
     return 0
 
 

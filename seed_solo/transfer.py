@@ -41,8 +41,9 @@ from seed_solo.students.load import TrainedStudent, load_student
 Pair = Tuple[np.ndarray, np.ndarray]
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m seed_solo.transfer",
+def parse_args(argv: Optional[Sequence[str]] = None,
+               prog: str = "python -m seed_solo.transfer") -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog=prog,
                                 description=__doc__.split("\n")[0])
     p.add_argument("models", nargs="+", metavar="[LABEL=]RUN_DIR_OR_CKPT",
                    help="students: run folders (last checkpoint) or .ckpt files beside their "
@@ -195,8 +196,9 @@ def plot(out: Path, rows: List[Dict[str, Any]], models: List[str], names: List[s
     plt.close(fig)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
-    args = parse_args(argv)
+def main(argv: Optional[Sequence[str]] = None,
+         prog: str = "python -m seed_solo.transfer") -> List[Dict[str, Any]]:
+    args = parse_args(argv, prog)
     device = torch.device(
         ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     register_students()  # a run of another solo-learn method may have a seed-solo student

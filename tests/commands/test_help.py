@@ -37,8 +37,15 @@ def test_seed_solo_help_is_whole(capsys):
     assert stop.value.code == 0
     out = capsys.readouterr().out
     assert "COMMAND --help` says more about each command." in " ".join(out.split())
-    for command in ("zoo", "export", "distill", "knn", "linear", "runs"):
+    for command in ("zoo", "export", "distill", "knn", "linear", "runs", "transfer"):
         assert f"    {command} " in out
+
+
+def test_seed_solo_transfer_help_names_itself(capsys):
+    from seed_solo.cli import main
+
+    assert main(["transfer", "--help"]) == 0  # the cli turns argparse's exit into its code
+    assert capsys.readouterr().out.startswith("usage: seed-solo transfer ")
 
 
 def test_third_party_import_warnings_are_quiet_and_ours_are_not():
