@@ -10,7 +10,7 @@ import torch
 
 from seed_solo import knn as knn_command
 from seed_solo import linear as linear_command
-from seed_solo.demo.plan import KNN, LINEAR_CONFIGS, TEACHER, Plan
+from seed_solo.demo.plan import KNN, LINEAR_CONFIGS, TEACHER, Plan, model_overrides
 from seed_solo.demo.stages import show
 from seed_solo.harness.config import compose_config
 from seed_solo.runs.atomic import atomic_path
@@ -75,10 +75,7 @@ def linear(out: Path, paths: Dict[str, Path], plan: Plan, name: str, ckpt: str,
         f"pretrained_feature_extractor='{ckpt}'",  # quoted for hydra: names hold "ep=N"
         f"seed={seed}",
     ]
-    if name == "teacher":
-        overrides.append(f"backbone.kwargs.block={'null' if block is None else block}")
-    else:
-        overrides.append(f"pretrain_method={'seed' if name == 'seed-cache' else name}")
+    overrides += model_overrides(name, block)
     show("seed_solo.linear", LINEAR_CONFIGS, config, overrides)
     metrics = linear_command.run(compose_config(LINEAR_CONFIGS, config, overrides))
     return {"acc1": metrics["val_acc1"], "acc5": metrics.get("val_acc5"), "overrides": overrides}

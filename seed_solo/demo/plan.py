@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List, Optional
 
 from seed_solo.demo.data import Split
 
@@ -51,3 +52,11 @@ PLANS = {
 def label(name: str, views: int) -> str:
     """The table's name of model ``name`` (the cached row names its ``views``)."""
     return LABELS[name].format(views=views)
+
+
+def model_overrides(name: str, block: Optional[int]) -> List[str]:
+    """What tells an evaluation config which model it evaluates: the teacher's pooled block, or
+    the student's pretraining method (the cached SEED run is a SEED run)."""
+    if name == "teacher":
+        return [f"backbone.kwargs.block={'null' if block is None else block}"]
+    return [f"pretrain_method={'seed' if name == 'seed-cache' else name}"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from seed_solo import finetune as finetune_command
-from seed_solo.demo.plan import CONFIGS, Plan, label
+from seed_solo.demo.plan import CONFIGS, Plan, label, model_overrides
 from seed_solo.demo.stages import Stages, show
 from seed_solo.harness.config import compose_config
 
@@ -56,10 +56,7 @@ def finetune(out: Path, paths: Dict[str, Path], plan: Plan, name: str, ckpt: str
         f"subset.seed={seed}",
         f"seed={seed}",
     ]
-    if name == "teacher":
-        overrides.append(f"backbone.kwargs.block={'null' if block is None else block}")
-    else:
-        overrides.append(f"pretrain_method={name}")
+    overrides += model_overrides(name, block)
     show("seed_solo.finetune", FINETUNE_CONFIGS, config, overrides)
     metrics = finetune_command.run(compose_config(FINETUNE_CONFIGS, config, overrides))
     return {"acc1": metrics["val_acc1"], "acc5": metrics.get("val_acc5"),
