@@ -1,5 +1,5 @@
 # seed-solo: a new user needs two commands, `make demo` and `make test`; both set up first.
-#   make demo              the CPU demo (Fashion-MNIST; about 21 min on 2 cores)
+#   make demo              the CPU demo (Fashion-MNIST; about 16 min on 2 cores)
 #   make demo QUICK=1      the whole demo pipeline on a few hundred images (about a minute)
 #   make test              the test suite (pytest -q)
 #   make test ARGS="-k queue"   extra arguments go to pytest (or to the demo, for make demo)

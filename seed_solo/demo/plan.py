@@ -40,7 +40,7 @@ class Plan:
 
 
 PLANS = {
-    # ~21 minutes on 2 CPU cores (docs/performance.md has the throughputs)
+    # ~16 minutes on 2 CPU cores with every group (README; docs/performance.md: throughputs)
     "full": Plan(Split(train=600, heldout=100, val=1000, val_online=200), epochs=12,
                  batch_size=128, linear_epochs=5, layer_bank_per_class=200, warmup_epochs=1),
     # the CI run: the whole pipeline on a few hundred images, one epoch each

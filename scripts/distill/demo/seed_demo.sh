@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: SEED from an ImageNet EfficientNet-Lite0 into a tiny ResNet on Fashion-MNIST, vs.
-# the same student trained with MoCo v2+ alone; kNN + linear evaluation, table and plot.
-#   bash scripts/distill/demo/seed_demo.sh           # ~21 min on 2 CPU cores, with the
+# the same student trained with MoCo v2+ alone; kNN + linear evaluation, fine-tuning with few
+# labels, transfer to digits, detection; tables and plot.
+#   bash scripts/distill/demo/seed_demo.sh           # ~16 min on 2 CPU cores, with the
 #                                                    # teacher-cache row (--cache-views V: another V)
 #   bash scripts/distill/demo/seed_demo.sh --quick   # the whole pipeline in about a minute
 # `make demo` sets everything up first; the demo itself names anything missing before it starts.
