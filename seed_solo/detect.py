@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from seed_solo.core.errors import ConfigError
 from seed_solo.evaluation.detection.backbones import DetectorSpec, build_detector
 from seed_solo.evaluation.detection.data import DetectionData, DetectionSet, collate, load_data
-from seed_solo.evaluation.detection.evaluate import evaluate, markdown_table
+from seed_solo.evaluation.detection.evaluate import evaluate
 from seed_solo.evaluation.detection.inits import (
     Architecture,
     Init,
@@ -40,10 +40,11 @@ from seed_solo.evaluation.detection.inits import (
 from seed_solo.evaluation.detection.train import DetectorTraining, Schedule
 from seed_solo.harness.backbones import register_students
 from seed_solo.harness.checkpointer import checkpoint_and_resume, run_folder
-from seed_solo.harness.config import devices_for_parse
+from seed_solo.harness.config import devices_for_parse, global_batch, processes
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
+from seed_solo.runs.tables import markdown_table
 
 RESULTS = "results.json"
 
@@ -74,7 +75,7 @@ def parse_detect(cfg: DictConfig) -> Tuple[DictConfig, Any]:
                           "1 iteration.")
     devices = devices_for_parse(cfg)
     spec = detector_spec(cfg)  # checks arch and norm before any data is read
-    many = len(cfg.devices) * int(cfg.get("num_nodes", 1) or 1) > 1
+    many = processes(cfg) > 1
     if spec.norm == "sync" and many and cfg.accelerator == "cpu":
         raise ConfigError("detector.norm=sync needs GPUs (torch synchronises BatchNorm on "
                           "CUDA only); on CPU processes use detector.norm=bn or frozen.")
@@ -137,7 +138,7 @@ def train_and_evaluate(cfg: DictConfig, init: Init, arch: Architecture, data: De
                               len(data.classes), spec)
     batch = int(cfg.optimizer.batch_size)
     model = DetectorTraining(detector, Schedule(**schedule_kwargs(cfg)), batch)
-    loader = DataLoader(train_set(data, masks, batch * len(cfg.devices) * int(cfg.num_nodes)),
+    loader = DataLoader(train_set(data, masks, global_batch(cfg)),
                         batch_size=batch, shuffle=True, num_workers=int(cfg.data.num_workers),
                         collate_fn=collate, drop_last=True,
                         persistent_workers=int(cfg.data.num_workers) > 0)

@@ -22,15 +22,17 @@ from seed_solo.harness import quiet_imports  # noqa: F401
 import math
 from typing import Any, List
 
-import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
 from seed_solo.core.errors import ConfigError
-from seed_solo.data.dali import check_device
-from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.finetune import SubsetRecord, finetune_model
-from seed_solo.evaluation.linear import fit, require_top5, student_checkpoint, train_transform
+from seed_solo.evaluation.linear import (
+    classification_loaders,
+    fit,
+    require_top5,
+    student_checkpoint,
+)
 from seed_solo.evaluation.subsets import (
     Sample,
     SubsetSpec,
@@ -44,15 +46,15 @@ from seed_solo.evaluation.subsets import (
 from seed_solo.harness.checkpointer import (
     RunCheckpointer,
     checkpoint_and_resume,
+    finished_metrics,
     run_complete,
     run_folder,
 )
-from seed_solo.harness.config import parse_linear
+from seed_solo.harness.config import global_batch, parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.progress import say_done
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
-from seed_solo.runs.folders import read_metrics
 from seed_solo.students.load import load_backbone
 
 
@@ -78,8 +80,7 @@ def scale_lr(cfg: DictConfig, base_lr: float) -> None:
     if rule not in ("linear", "sqrt"):
         raise ConfigError(f"optimizer.lr_scaling={rule!r}; use linear or sqrt.")
     if rule == "sqrt":
-        batch = cfg.optimizer.batch_size * len(cfg.devices) * cfg.num_nodes
-        cfg.optimizer.lr = base_lr * math.sqrt(batch)
+        cfg.optimizer.lr = base_lr * math.sqrt(global_batch(cfg))
 
 
 def labelled(cfg: DictConfig, spec: SubsetSpec, train_set: Any) -> List[Sample]:
@@ -91,7 +92,7 @@ def labelled(cfg: DictConfig, spec: SubsetSpec, train_set: Any) -> List[Sample]:
             dropped, so nothing would train).
     """
     chosen = select(train_set.samples, train_set.classes, spec, cfg.data.train_path)
-    batch = cfg.optimizer.batch_size * len(cfg.devices) * cfg.num_nodes
+    batch = global_batch(cfg)
     if len(chosen) < batch:
         raise ConfigError(
             f"the subset ({spec.describe()}) has {len(chosen)} images, fewer than one global "
@@ -114,11 +115,7 @@ def run(cfg: DictConfig) -> dict:
     cfg, devices = parse_linear(cfg)
     scale_lr(cfg, base_lr)
     seed_everything(cfg.seed)
-    if cfg.data.format == "dali":
-        check_device(cfg, torch.cuda.is_available())
-    aug = cfg.data.augmentations
-    train_loader, val_loader = loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
-                                                train_transform=train_transform(cfg))
+    train_loader, val_loader = classification_loaders(cfg)
     require_top5(train_loader.dataset.classes, cfg.data.train_path)
     chosen = labelled(cfg, spec, train_loader.dataset)
     student = load_backbone(ckpt, cfg.backbone.name, cfg.backbone.kwargs,
@@ -127,7 +124,7 @@ def run(cfg: DictConfig) -> dict:
     model = finetune_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "finetune")
     if run_complete(cfg, ckpt_path):  # trained before: its last epoch's metrics
-        metrics = (read_metrics(run_folder([], ckpt_path)) or [{}])[-1]
+        metrics = finished_metrics(ckpt_path)
     else:
         checkpointer = next((c for c in callbacks if isinstance(c, RunCheckpointer)), None)
         trainer = build_trainer(cfg, [*callbacks, SubsetRecord(chosen, checkpointer)], devices)

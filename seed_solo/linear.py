@@ -14,26 +14,27 @@ from seed_solo.harness import quiet_imports  # noqa: F401
 
 # isort: split
 
-import torch
 from lightning.pytorch import seed_everything
 from omegaconf import DictConfig
 
-from seed_solo.data.dali import check_device
-from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.evaluation.linear import (
+    classification_loaders,
     fit,
     linear_model,
     require_top5,
     student_checkpoint,
-    train_transform,
 )
-from seed_solo.harness.checkpointer import checkpoint_and_resume, run_complete, run_folder
+from seed_solo.harness.checkpointer import (
+    checkpoint_and_resume,
+    finished_metrics,
+    run_complete,
+    run_folder,
+)
 from seed_solo.harness.config import parse_linear
 from seed_solo.harness.hydra_cli import run_hydra
 from seed_solo.harness.progress import say_done
 from seed_solo.harness.trainer import build_trainer
 from seed_solo.runs.atomic import write_json
-from seed_solo.runs.folders import read_metrics
 from seed_solo.students.load import load_backbone
 
 
@@ -42,11 +43,7 @@ def run(cfg: DictConfig) -> dict:
     ckpt = student_checkpoint(cfg)
     cfg, devices = parse_linear(cfg)
     seed_everything(cfg.seed)
-    if cfg.data.format == "dali":
-        check_device(cfg, torch.cuda.is_available())
-    aug = cfg.data.augmentations
-    train_loader, val_loader = loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
-                                                train_transform=train_transform(cfg))
+    train_loader, val_loader = classification_loaders(cfg)
     require_top5(getattr(train_loader.dataset, "classes", None), cfg.data.train_path)
     student = load_backbone(ckpt, cfg.backbone.name, cfg.backbone.kwargs,
                             cfg.pretrain_method or "", cfg.data.dataset)
@@ -54,7 +51,7 @@ def run(cfg: DictConfig) -> dict:
     model = linear_model(student.backbone, cfg)
     callbacks, ckpt_path = checkpoint_and_resume(cfg, "linear")
     if run_complete(cfg, ckpt_path):  # trained before: its last epoch's metrics
-        metrics = (read_metrics(run_folder([], ckpt_path)) or [{}])[-1]
+        metrics = finished_metrics(ckpt_path)
     else:
         trainer = build_trainer(cfg, callbacks, devices)
         metrics = fit(trainer, model, cfg, train_loader, val_loader, ckpt_path)

@@ -17,7 +17,6 @@ students' ``backbone.*`` weights are read: never a teacher.
 from __future__ import annotations
 
 import argparse
-import csv
 import re
 import sys
 from pathlib import Path
@@ -34,6 +33,7 @@ from seed_solo.evaluation.logistic import VAL_FRACTION, holdout, transfer_logist
 from seed_solo.evaluation.transfer_data import Splits, open_splits, seeded_split
 from seed_solo.harness.backbones import register_students
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
+from seed_solo.runs import tables
 from seed_solo.runs.atomic import atomic_path, write_json
 from seed_solo.runs.identity import file_fingerprint
 from seed_solo.students.load import TrainedStudent, load_student
@@ -152,10 +152,7 @@ def write_table(out: Path, rows: List[Dict[str, Any]], models: List[str],
     by = {(r["model"], r["dataset"]): r for r in rows}
     table = [[m] + [f"{by[m, n][k]:.2f}" for n in names for k in ("test_acc1", "knn_acc1")]
              for m in models]
-    with atomic_path(out / "transfer.csv") as tmp, open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows([header, *table])
-    md = "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                   + ["| " + " | ".join(r) + " |" for r in table])
+    md = tables.write_table(out / "transfer.csv", header, table)
     notes = ("\n\nTop-1 (%) on each test split. logistic: l2-regularised multinomial logistic "
              "regression on frozen features of the resized centre crop, its regularisation "
              "chosen from 45 values (1e-6..1e5) on a validation split of the training data, "

@@ -25,6 +25,7 @@ from seed_solo.demo.plan import CONFIGS
 from seed_solo.demo.stages import Stages
 from seed_solo.harness.config import compose_config
 from seed_solo.runs.atomic import atomic_path
+from seed_solo.runs.tables import markdown_table
 
 DETECT_CONFIGS = CONFIGS / "detect"
 CANVAS = 64
@@ -180,13 +181,14 @@ def section(found: Dict[str, Any]) -> str:
     """The detection group's table (Markdown) and what it ran."""
     rows = list(found["rows"].values())
     header = ["Faster R-CNN from", "box AP50", "box AP", "box AP75", "train wall (s)"]
-    lines = ["### Detection: Faster R-CNN on canvases of Fashion-MNIST items", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [f"| {LABELS.get(r['label'], r['label'])} | {r['box_AP50']:.2f} | "
-              f"{r['box_AP']:.2f} | {r['box_AP75']:.2f} | {r['train_s']:.0f} |" for r in rows]
+    table = markdown_table(header, [
+        [LABELS.get(r["label"], r["label"]), *(f"{r[k]:.2f}" for k in ("box_AP50", "box_AP",
+                                                                        "box_AP75")),
+         f"{r['train_s']:.0f}"] for r in rows])
     data = found["data"]
     return (
-        "\n" + "\n".join(lines) + f"\n\nDetection: Faster R-CNN with an FPN over the "
+        "\n### Detection: Faster R-CNN on canvases of Fashion-MNIST items\n\n" + table
+        + f"\n\nDetection: Faster R-CNN with an FPN over the "
         f"student's stages (seed_solo.detect), {rows[0]['iterations']} iterations on "
         f"{data['train_canvases']} canvases of {data['canvas']} px, each 1-3 Fashion-MNIST "
         "training items with boxes from their own pixels; COCO box AP (pycocotools) on "

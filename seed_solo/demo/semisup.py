@@ -13,7 +13,6 @@ fine-tuning itself.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -21,6 +20,7 @@ from seed_solo import finetune as finetune_command
 from seed_solo.demo.plan import CONFIGS, Plan, label, model_overrides
 from seed_solo.demo.stages import Stages, show
 from seed_solo.harness.config import compose_config
+from seed_solo.runs.tables import write_table
 
 FINETUNE_CONFIGS = CONFIGS / "finetune"
 CLASSES = 10  # Fashion-MNIST's
@@ -88,17 +88,14 @@ def section(out: Path, found: Dict[str, Dict[str, Any]], meta: Dict[str, Any]) -
         accs = [f"{found[m][row]['acc1']:.2f}" for row, _, _ in FRACTIONS]
         wall = sum(found[m][row]["wall_s"] for row, _, _ in FRACTIONS)
         rows.append([label(m, meta["cache_views"]), *accs, f"{wall:.0f}"])
-    with open(out / "semisup.csv", "w", newline="") as f:
-        csv.writer(f).writerows([header, *rows])
+    table = write_table(out / "semisup.csv", header, rows)
     first = found[MODELS[0]]
     sizes = ", ".join(
         f"{share:.0%}: {first[row]['labelled_images']} images ({first[row]['epochs']} "
         f"epoch{'' if first[row]['epochs'] == 1 else 's'})" for row, share, _ in FRACTIONS)
     return "\n".join(
-        ["### Semi-supervised: fine-tuning with a few labels", "",
-         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        + ["| " + " | ".join(r) + " |" for r in rows]
-        + ["", f"The whole network and a new classifier, `seed_solo.finetune` (Nesterov SGD, no "
+        ["### Semi-supervised: fine-tuning with a few labels", "", table,
+         "", f"The whole network and a new classifier, `seed_solo.finetune` (Nesterov SGD, no "
            f"weight decay, cosine: demo/configs/finetune/) on class-balanced, seeded subsets of "
            f"Fashion-MNIST's training labels ({sizes}, batch {BATCH}); top-1 on the class-balanced "
            f"{meta['plan']['split']['val_online'] * CLASSES} test images of the online kNN.", ""])

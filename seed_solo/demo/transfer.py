@@ -25,6 +25,7 @@ from seed_solo.evaluation.logistic import holdout
 from seed_solo.nets.normalize import IMAGENET_MEAN, IMAGENET_STD
 from seed_solo.runs.atomic import write_json
 from seed_solo.runs.folders import ARGS_FILE
+from seed_solo.runs.tables import markdown_table
 
 MODELS = ("teacher", "seed", "mocov2plus")
 TEST_SHARE = 1 / 3
@@ -101,9 +102,8 @@ def section(found: Dict[str, Any], meta: Dict[str, Any]) -> str:
     refit = images["train"] + images["val"]
     return "\n".join(
         ["### Transfer with frozen features: scikit-learn's digits", "",
-         "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        + ["| " + " | ".join(r) + " |" for r in rows]
-        + ["", f"`seed_solo.transfer` (Kornblith et al. 2019): l2-regularised logistic "
+         markdown_table(header, rows),
+         "", f"`seed_solo.transfer` (Kornblith et al. 2019): l2-regularised logistic "
            f"regression on frozen features of the {SIZE} px digits, its regularisation chosen "
            f"on {images['val']} held-out training images, refitted on {refit} and scored on "
            f"{images['test']} test images; kNN (k=20, cosine) on "

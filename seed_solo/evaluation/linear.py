@@ -20,7 +20,8 @@ from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
 from seed_solo.core.errors import DataError, MissingFileError
-from seed_solo.data.dali import classification_datamodule
+from seed_solo.data.dali import check_device, classification_datamodule
+from seed_solo.data.loaders import loaders_from_cfg
 from seed_solo.harness.checkpointer import resuming
 from seed_solo.runs.folders import find_checkpoint
 
@@ -59,6 +60,16 @@ def train_transform(cfg: DictConfig) -> Any:
         interpolation="bicubic", re_prob=0.25, re_mode="pixel", re_count=1,
         mean=aug.mean, std=aug.std,
     )
+
+
+def classification_loaders(cfg: DictConfig) -> Tuple[Any, Any]:
+    """The training (:func:`train_transform`) and validation loaders of a parsed config in
+    solo-learn's linear schema; DALI's device is checked first."""
+    if cfg.data.format == "dali":
+        check_device(cfg, torch.cuda.is_available())
+    aug = cfg.data.augmentations
+    return loaders_from_cfg(cfg, aug.crop_size, aug.mean, aug.std,
+                            train_transform=train_transform(cfg))
 
 
 def require_top5(classes: Any, path: Any) -> None:

@@ -45,6 +45,7 @@ from seed_solo.runs.folders import (
     checkpoints,
     find_checkpoint,
     last_checkpoint,
+    read_metrics,
     run_dirs,
     temp_files,
 )
@@ -218,6 +219,12 @@ def epochs_done(ckpt: Path) -> int:
 def run_complete(cfg: DictConfig, ckpt: Optional[Union[str, Path]]) -> bool:
     """True when the run resumed from ``ckpt`` has already trained ``max_epochs`` epochs."""
     return ckpt is not None and epochs_done(Path(ckpt)) >= int(cfg.max_epochs)
+
+
+def finished_metrics(ckpt: Union[str, Path]) -> Dict[str, Any]:
+    """The last epoch's metrics of the finished run ``ckpt`` belongs to (its ``metrics.jsonl``;
+    empty when it has none)."""
+    return (read_metrics(Path(ckpt).parent) or [{}])[-1]
 
 
 def resume_message(cfg: DictConfig, ckpt: Path) -> str:

@@ -57,6 +57,17 @@ def devices_for_parse(cfg: DictConfig, check: bool = True) -> Any:
     return original
 
 
+def processes(cfg: DictConfig) -> int:
+    """How many processes train: ``devices`` (a list, after :func:`devices_for_parse`) per
+    node times ``num_nodes``."""
+    return len(cfg.devices) * int(cfg.get("num_nodes", 1) or 1)
+
+
+def global_batch(cfg: DictConfig) -> int:
+    """Images per optimiser step over all processes: ``optimizer.batch_size`` is per process."""
+    return int(cfg.optimizer.batch_size) * processes(cfg)
+
+
 def check_data(cfg: DictConfig) -> None:
     """The image folders of ``cfg.data`` exist and list each image once
     (:func:`seed_solo.data.image_folders.check_data_paths`), before solo-learn lists them."""

@@ -214,13 +214,3 @@ def evaluate(detector: nn.Module, records: Sequence[ImageRecord], classes: Seque
     if masks:
         metrics.update({f"mask_{k}": v for k, v in coco_metrics(gt, detections, "segm").items()})
     return metrics
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """``rows`` under ``header`` as a Markdown table; floats with two decimals."""
-    def cell(v: Any) -> str:
-        return f"{v:.2f}" if isinstance(v, float) else str(v)
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
-    return "\n".join(lines)
